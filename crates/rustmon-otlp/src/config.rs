@@ -540,7 +540,10 @@ mod tests {
     fn errors_name_the_input() {
         let err = |b: OtlpExporterBuilder| b.resolve(|_| None).unwrap_err().to_string();
         let e = err(OtlpExporterBuilder::new().endpoint("localhost:4318"));
-        assert!(e.contains("`localhost:4318`") && e.contains("endpoint()"), "{e}");
+        assert!(
+            e.contains("`localhost:4318`") && e.contains("endpoint()"),
+            "{e}"
+        );
         let e = err(OtlpExporterBuilder::new().endpoint("ftp://host:21"));
         assert!(e.contains("`ftp://host:21`") && e.contains("`ftp`"), "{e}");
         let e = err(OtlpExporterBuilder::new().endpoint("not a url"));
@@ -572,7 +575,10 @@ mod tests {
             .resolve(env_of(&[(ENV_ENDPOINT, "127.0.0.1:4318")]))
             .unwrap_err()
             .to_string();
-        assert!(e.contains(ENV_ENDPOINT) && e.contains("`127.0.0.1:4318`"), "{e}");
+        assert!(
+            e.contains(ENV_ENDPOINT) && e.contains("`127.0.0.1:4318`"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -208,7 +208,10 @@ impl Shared {
         let mut last = self.last_log.lock().unwrap_or_else(PoisonError::into_inner);
         if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
             *last = Some(Instant::now());
-            eprintln!("rustmon-otlp: {} (further errors are counted in the monitor's export_errors; this message repeats at most once a minute)", what());
+            eprintln!(
+                "rustmon-otlp: {} (further errors are counted in the monitor's export_errors; this message repeats at most once a minute)",
+                what()
+            );
         }
     }
 
@@ -261,6 +264,25 @@ impl Shared {
         let mut st = self.lock();
         loop {
             if st.stopped || (st.queue.is_empty() && !st.in_flight) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            st = self
+                .idle
+                .wait_timeout(st, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// Waits until the worker has exited, until `deadline`.
+    fn wait_stopped(&self, deadline: Instant) -> bool {
+        let mut st = self.lock();
+        loop {
+            if st.stopped {
                 return true;
             }
             let now = Instant::now();
@@ -391,14 +413,13 @@ impl OtlpExporter {
             }
         }
         self.shared.work.notify_all();
-        let idle = self.shared.wait_idle(deadline);
-        let stopped = self.shared.lock().stopped;
+        let stopped = self.shared.wait_stopped(deadline);
         if stopped {
             if let Some(w) = self.worker.take() {
                 let _ = w.join();
             }
         }
-        idle && stopped
+        stopped
     }
 }
 
@@ -442,9 +463,17 @@ impl Drop for OtlpExporter {
 
 /// What one attempt came to.
 enum Attempt {
-    Delivered { rejected: u64, message: String },
-    Retry { reason: String, retry_after: Option<Duration> },
-    Fail { reason: String },
+    Delivered {
+        rejected: u64,
+        message: String,
+    },
+    Retry {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    Fail {
+        reason: String,
+    },
 }
 
 struct Worker {
@@ -512,7 +541,8 @@ impl Worker {
                 Ok(b) => b,
                 Err(e) => {
                     self.shared.failed(request.items);
-                    self.shared.log(|| format!("cannot compress a request: {e}"));
+                    self.shared
+                        .log(|| format!("cannot compress a request: {e}"));
                     return;
                 }
             },
@@ -710,7 +740,14 @@ mod tests {
             .max_backoff(Duration::from_secs(1))
             .resolve(|_| None)
             .unwrap();
-        for (n, full) in [(0, 100), (1, 200), (2, 400), (3, 800), (4, 1000), (40, 1000)] {
+        for (n, full) in [
+            (0, 100),
+            (1, 200),
+            (2, 400),
+            (3, 800),
+            (4, 1000),
+            (40, 1000),
+        ] {
             let d = backoff(&config, n);
             let full = Duration::from_millis(full);
             assert!(d >= full / 2 && d <= full, "retry {n}: {d:?}");

@@ -35,7 +35,7 @@ use opentelemetry_proto::tonic::trace::v1::{
     ResourceSpans, ScopeSpans, Span, Status as OtlpStatus, span, status,
 };
 use rustmon_core::metrics::{ExpHistogram, Metric, MetricData, Number};
-use rustmon_core::{EventRecord, Kind, KeyValue, Resource, Status, Value};
+use rustmon_core::{EventRecord, KeyValue, Kind, Resource, Status, Value};
 
 /// The instrumentation scope name of everything rustmon exports.
 pub const SCOPE_NAME: &str = "rustmon";
@@ -160,9 +160,14 @@ pub fn span_flags(record: &EventRecord) -> u32 {
 /// # monitor.shutdown(std::time::Duration::from_secs(1));
 /// ```
 pub fn span(record: &EventRecord) -> Span {
-    let end = record.start_unix_nanos.saturating_add(record.duration_nanos);
+    let end = record
+        .start_unix_nanos
+        .saturating_add(record.duration_nanos);
     let mut attrs = attributes(&record.attributes);
-    upsert(&mut attrs, str_kv("rustmon.event.kind", record.kind.as_str()));
+    upsert(
+        &mut attrs,
+        str_kv("rustmon.event.kind", record.kind.as_str()),
+    );
     upsert(&mut attrs, str_kv("rustmon.plugin", record.plugin));
 
     let mut events = Vec::with_capacity(record.span_events.len() + record.errors.len());
