@@ -1,0 +1,506 @@
+//! The `#[monitor]` attribute: a rustmon event for each call of a sync or async function, like
+//! `tracing`'s `#[instrument]`.
+//!
+//! Applications use it through the facade as `#[rustmon::monitor]`; see [`macro@monitor`].
+
+use proc_macro::TokenStream;
+use proc_macro2::{Delimiter, Group, Span, TokenStream as TokenStream2, TokenTree};
+use quote::{ToTokens, quote};
+use syn::ext::IdentExt as _;
+use syn::parse::{Parse, ParseStream, Parser as _};
+use syn::punctuated::Punctuated;
+use syn::{Attribute, Expr, Ident, LitStr, Path, ReturnType, Signature, Token, Visibility};
+
+/// Records each call of the function as a rustmon event on the global monitor.
+///
+/// # Contract
+/// - **Event.** Each call starts an event with [`Event::start`](../rustmon_core/struct.Event.html)
+///   (the global monitor; kind `custom` unless `kind` says otherwise) named after the function
+///   (its bare name, without module path or type; `name` overrides it), with the current context
+///   as parent. The event is the current context while the body runs, so events started inside,
+///   including calls of other `#[monitor]` functions, are its children. It is finished when the
+///   function returns, by any path (`return`, `?`, panic unwinding).
+/// - **Async functions.** The event starts when the future is **first polled** (an `async fn`
+///   runs nothing before), with the context current at that poll as parent; the body is polled
+///   with the event's context (`FutureExt::with_context`), so it stays current across `.await`s
+///   and on whichever thread the future resumes. When the body completes, the event is finished.
+///   If the future is dropped before completing (a timeout, a `select!` that took another branch,
+///   an aborted task), the event is finished at that moment with the attribute
+///   `rustmon.cancelled = true`. To parent a spawned call on its caller, spawn it with
+///   `.in_current_context()`.
+/// - **Options**, comma-separated, each at most once:
+///   - `name = "..."`: the event name (keep it low-cardinality).
+///   - `kind = "..."`: one of `server`, `client`, `database`, `cache`, `messaging`, `rpc`,
+///     `runtime`, `custom`, `segment`, `network`; anything else is a compile error naming it.
+///   - `err`: when the function returns `Err(e)`, record the error (type
+///     `std::any::type_name` of `e`'s type, message `e.to_string()`) and set the status to error.
+///     `err(Debug)` uses `{:?}` for the message instead; `err(Display)` is the default. The return
+///     type must be a `Result`.
+///   - `fields(key = expr, ...)`: attributes set when the event starts. Keys are dotted names
+///     (`http.route`) or string literals; a value is any `Into<Value>` expression (integers,
+///     floats, `bool`, `&'static str`, `String`), `%expr` for its `Display` string, `?expr` for
+///     its `Debug` string; `fields(id)` is short for `fields(id = id)`. The expressions are
+///     evaluated only when the event records (monitoring enabled), before the body runs.
+///   - `crate = "path"`: where the core crate is (default `::rustmon_core`), e.g.
+///     `crate = "rustmon::core"` when only the facade is a dependency.
+/// - **Cost.** With monitoring disabled a call costs one relaxed atomic load and a few branches;
+///   the `fields` expressions are not evaluated.
+/// - Functions returning `impl Future` without being `async fn` are timed as sync functions: the
+///   event covers creating the future, not running it. Write them as `async fn` instead.
+///
+/// # Examples
+/// ```
+/// use rustmon_macros::monitor;
+///
+/// #[monitor(kind = "database", fields(user.id = id))]
+/// fn load_user(id: u64) -> Option<String> {
+///     (id == 7).then(|| "ada".to_owned())
+/// }
+///
+/// #[monitor(err, name = "checkout")]
+/// async fn place_order(items: u32) -> Result<u64, std::io::Error> {
+///     let user = load_user(7); // a child of `checkout`
+///     Ok(u64::from(items) + user.map_or(0, |u| u.len() as u64))
+/// }
+///
+/// struct Cart(Vec<u32>);
+/// impl Cart {
+///     #[monitor(fields(items = self.0.len()))]
+///     fn total(&self) -> u32 {
+///         self.0.iter().sum()
+///     }
+/// }
+/// # assert_eq!(Cart(vec![1, 2]).total(), 3);
+/// # assert_eq!(load_user(7).as_deref(), Some("ada"));
+/// ```
+#[proc_macro_attribute]
+pub fn monitor(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand(args.into(), item.into()).into()
+}
+
+fn expand(args: TokenStream2, item: TokenStream2) -> TokenStream2 {
+    let args = match Args::parse_terminated.parse2(args) {
+        Ok(args) => args,
+        // Keep the function so that its callers do not report errors of their own.
+        Err(e) => return with_item(e, item),
+    };
+    let func = match syn::parse2::<MaybeItemFn>(item.clone()) {
+        Ok(f) => f,
+        Err(e) => return with_item(e, item),
+    };
+    generate(args, func)
+}
+
+fn with_item(error: syn::Error, item: TokenStream2) -> TokenStream2 {
+    let error = error.to_compile_error();
+    quote!(#error #item)
+}
+
+/// The kind names `rustmon_core::Kind::parse` accepts, with their variants.
+const KINDS: [(&str, &str); 10] = [
+    ("server", "Server"),
+    ("client", "Client"),
+    ("database", "Database"),
+    ("cache", "Cache"),
+    ("messaging", "Messaging"),
+    ("rpc", "Rpc"),
+    ("runtime", "Runtime"),
+    ("custom", "Custom"),
+    ("segment", "Segment"),
+    ("network", "Network"),
+];
+
+#[derive(Default)]
+struct Args {
+    name: Option<LitStr>,
+    kind: Option<Ident>,
+    err: Option<ErrMode>,
+    fields: Option<Vec<Field>>,
+    krate: Option<Path>,
+}
+
+#[derive(Clone, Copy)]
+enum ErrMode {
+    Display,
+    Debug,
+}
+
+struct Field {
+    key: LitStr,
+    value: FieldValue,
+}
+
+enum FieldValue {
+    Expr(Expr),
+    Display(Expr),
+    Debug(Expr),
+}
+
+fn duplicate(span: Span, option: &str) -> syn::Error {
+    syn::Error::new(span, format!("`{option}` is given more than once"))
+}
+
+impl Args {
+    fn parse_terminated(input: ParseStream<'_>) -> syn::Result<Args> {
+        let mut args = Args::default();
+        while !input.is_empty() {
+            if input.peek(Token![crate]) {
+                let token: Token![crate] = input.parse()?;
+                input.parse::<Token![=]>()?;
+                let path = if input.peek(LitStr) {
+                    input.parse::<LitStr>()?.parse_with(Path::parse_mod_style)?
+                } else {
+                    input.call(Path::parse_mod_style)?
+                };
+                if args.krate.replace(path).is_some() {
+                    return Err(duplicate(token.span, "crate"));
+                }
+            } else {
+                let option = input.call(Ident::parse_any)?;
+                match option.to_string().as_str() {
+                    "name" => {
+                        input.parse::<Token![=]>()?;
+                        let name: LitStr = input.parse()?;
+                        if name.value().is_empty() {
+                            return Err(syn::Error::new(name.span(), "the name is empty"));
+                        }
+                        if args.name.replace(name).is_some() {
+                            return Err(duplicate(option.span(), "name"));
+                        }
+                    }
+                    "kind" => {
+                        input.parse::<Token![=]>()?;
+                        let lit: LitStr = input.parse()?;
+                        let value = lit.value();
+                        let Some((_, variant)) = KINDS.iter().find(|(n, _)| *n == value) else {
+                            let names: Vec<&str> = KINDS.iter().map(|(n, _)| *n).collect();
+                            return Err(syn::Error::new(
+                                lit.span(),
+                                format!(
+                                    "unknown kind `{value}`; expected one of: {}",
+                                    names.join(", ")
+                                ),
+                            ));
+                        };
+                        if args.kind.replace(Ident::new(variant, lit.span())).is_some() {
+                            return Err(duplicate(option.span(), "kind"));
+                        }
+                    }
+                    "err" => {
+                        let mode = if input.peek(syn::token::Paren) {
+                            let content;
+                            syn::parenthesized!(content in input);
+                            let mode: Ident = content.parse()?;
+                            match mode.to_string().as_str() {
+                                "Display" => ErrMode::Display,
+                                "Debug" => ErrMode::Debug,
+                                other => {
+                                    return Err(syn::Error::new(
+                                        mode.span(),
+                                        format!(
+                                            "unknown error format `{other}`; expected `Display` or `Debug`"
+                                        ),
+                                    ));
+                                }
+                            }
+                        } else {
+                            ErrMode::Display
+                        };
+                        if args.err.replace(mode).is_some() {
+                            return Err(duplicate(option.span(), "err"));
+                        }
+                    }
+                    "fields" => {
+                        let content;
+                        syn::parenthesized!(content in input);
+                        let fields = Punctuated::<Field, Token![,]>::parse_terminated(&content)?;
+                        if args.fields.replace(fields.into_iter().collect()).is_some() {
+                            return Err(duplicate(option.span(), "fields"));
+                        }
+                    }
+                    other => {
+                        return Err(syn::Error::new(
+                            option.span(),
+                            format!(
+                                "unknown option `{other}`; expected `name`, `kind`, `err`, `fields` or `crate`"
+                            ),
+                        ));
+                    }
+                }
+            }
+            if input.is_empty() {
+                break;
+            }
+            input.parse::<Token![,]>()?;
+        }
+        Ok(args)
+    }
+}
+
+impl Parse for Field {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Field> {
+        let (key, shorthand) = if input.peek(LitStr) {
+            (input.parse::<LitStr>()?, None)
+        } else {
+            let first = input.call(Ident::parse_any)?;
+            let mut key = first.unraw().to_string();
+            let mut dotted = false;
+            while input.peek(Token![.]) {
+                input.parse::<Token![.]>()?;
+                key.push('.');
+                key.push_str(&input.call(Ident::parse_any)?.unraw().to_string());
+                dotted = true;
+            }
+            let shorthand = (!dotted).then_some(first.clone());
+            (LitStr::new(&key, first.span()), shorthand)
+        };
+        if !input.peek(Token![=]) {
+            // `fields(id)`: the variable `id`.
+            return match shorthand {
+                Some(ident) => Ok(Field {
+                    key,
+                    value: FieldValue::Expr(syn::parse_quote!(#ident)),
+                }),
+                None => Err(input.error("expected `=` and a value after a field name")),
+            };
+        }
+        input.parse::<Token![=]>()?;
+        let value = if input.peek(Token![%]) {
+            input.parse::<Token![%]>()?;
+            FieldValue::Display(input.parse()?)
+        } else if input.peek(Token![?]) {
+            input.parse::<Token![?]>()?;
+            FieldValue::Debug(input.parse()?)
+        } else {
+            FieldValue::Expr(input.parse()?)
+        };
+        Ok(Field { key, value })
+    }
+}
+
+/// A function, or a method in an `impl` or a trait; its body is kept as tokens, unparsed.
+struct MaybeItemFn {
+    attrs: Vec<Attribute>,
+    vis: Visibility,
+    sig: Signature,
+    body: Group,
+}
+
+impl Parse for MaybeItemFn {
+    fn parse(input: ParseStream<'_>) -> syn::Result<MaybeItemFn> {
+        let attrs = input.call(Attribute::parse_outer)?;
+        let vis: Visibility = input.parse()?;
+        let sig: Signature = input.parse()?;
+        if input.peek(Token![;]) {
+            return Err(syn::Error::new(
+                sig.ident.span(),
+                "#[monitor] needs a function with a body",
+            ));
+        }
+        let body: Group = input.parse()?;
+        if body.delimiter() != Delimiter::Brace {
+            return Err(syn::Error::new(body.span(), "expected the function body"));
+        }
+        if !input.is_empty() {
+            return Err(input.error("unexpected tokens after the function"));
+        }
+        Ok(MaybeItemFn {
+            attrs,
+            vis,
+            sig,
+            body,
+        })
+    }
+}
+
+/// Whether a return type can be written as a `let` type annotation (no `impl Trait` in it).
+fn nameable(ty: &syn::Type) -> bool {
+    fn walk(tokens: TokenStream2) -> bool {
+        tokens.into_iter().all(|t| match t {
+            TokenTree::Ident(i) => i != "impl",
+            TokenTree::Group(g) => walk(g.stream()),
+            _ => true,
+        })
+    }
+    walk(ty.to_token_stream())
+}
+
+fn generate(args: Args, func: MaybeItemFn) -> TokenStream2 {
+    let MaybeItemFn {
+        attrs,
+        vis,
+        sig,
+        body,
+    } = func;
+    let krate = args
+        .krate
+        .unwrap_or_else(|| syn::parse_quote!(::rustmon_core));
+    let name = args
+        .name
+        .unwrap_or_else(|| LitStr::new(&sig.ident.unraw().to_string(), sig.ident.span()));
+    let kind = args
+        .kind
+        .unwrap_or_else(|| Ident::new("Custom", Span::call_site()));
+
+    // Our locals are hygienic: the body cannot see them, nor shadow them.
+    let event = Ident::new("__rustmon_event", Span::mixed_site());
+    let result = Ident::new("__rustmon_result", Span::mixed_site());
+    let error = Ident::new("__rustmon_error", Span::mixed_site());
+
+    let fields = args.fields.unwrap_or_default();
+    let set_fields = (!fields.is_empty()).then(|| {
+        let sets = fields.iter().map(|Field { key, value }| {
+            let value = match value {
+                FieldValue::Expr(e) => quote!(#e),
+                FieldValue::Display(e) => quote!(::std::string::ToString::to_string(&(#e))),
+                FieldValue::Debug(e) => quote!(::std::format!("{:?}", #e)),
+            };
+            quote!(#event.set(#key, #value);)
+        });
+        quote! {
+            if #event.is_recording() {
+                #(#sets)*
+            }
+        }
+    });
+    let start = quote! {
+        #[allow(unused_mut)]
+        let mut #event = #krate::Event::start(#krate::Kind::#kind, #name);
+        #set_fields
+    };
+
+    let result_type = match &sig.output {
+        ReturnType::Type(_, ty) if nameable(ty) => Some(quote!(: #ty)),
+        ReturnType::Type(..) => None,
+        ReturnType::Default => Some(quote!(: ())),
+    };
+    let record_error = args.err.map(|mode| {
+        let message = match mode {
+            ErrMode::Display => quote!(#error),
+            ErrMode::Debug => quote!(::core::format_args!("{:?}", #error)),
+        };
+        quote! {
+            if let ::core::result::Result::Err(#error) = &#result {
+                #event.record_error(::core::any::type_name_of_val(#error), #message);
+            }
+        }
+    });
+
+    let new_body = if sig.asyncness.is_some() {
+        let guard = Ident::new("__rustmon_guard", Span::mixed_site());
+        let context = Ident::new("__rustmon_context", Span::mixed_site());
+        let finish = match &record_error {
+            Some(record) => quote! {
+                if let ::core::option::Option::Some(mut #event) = #guard.0.take() {
+                    #record
+                    #event.finish();
+                }
+            },
+            None => quote! {
+                if let ::core::option::Option::Some(#event) = #guard.0.take() {
+                    #event.finish();
+                }
+            },
+        };
+        quote! {
+            struct __RustmonCancelGuard(::core::option::Option<#krate::Event>);
+            impl ::core::ops::Drop for __RustmonCancelGuard {
+                fn drop(&mut self) {
+                    if let ::core::option::Option::Some(event) = &mut self.0 {
+                        event.set("rustmon.cancelled", true);
+                    }
+                }
+            }
+            #start
+            let #context = #event.context().or_else(#krate::context::current);
+            let mut #guard = __RustmonCancelGuard(::core::option::Option::Some(#event));
+            let #result #result_type =
+                #krate::context::FutureExt::with_context(async move #body, #context).await;
+            #finish
+            #result
+        }
+    } else {
+        let guard = Ident::new("__rustmon_guard", Span::mixed_site());
+        match &record_error {
+            None => quote! {
+                #start
+                let #guard = #event.enter();
+                #body
+            },
+            Some(record) => quote! {
+                #start
+                let #guard = #event.enter();
+                #[allow(clippy::redundant_closure_call)]
+                let #result #result_type = (move || #body)();
+                ::core::mem::drop(#guard);
+                #record
+                #result
+            },
+        }
+    };
+
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            #new_body
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand_str(args: &str, item: &str) -> String {
+        expand(args.parse().unwrap(), item.parse().unwrap()).to_string()
+    }
+
+    fn error_of(args: &str, item: &str) -> String {
+        let out = expand_str(args, item);
+        assert!(out.contains("compile_error"), "expected an error: {out}");
+        out
+    }
+
+    #[test]
+    fn kinds_match_the_core() {
+        let core: Vec<&str> = rustmon_core::Kind::ALL.iter().map(|k| k.as_str()).collect();
+        let ours: Vec<&str> = KINDS.iter().map(|(n, _)| *n).collect();
+        assert_eq!(core, ours);
+        for (name, variant) in KINDS {
+            assert_eq!(
+                format!("{:?}", rustmon_core::Kind::parse(name).unwrap()),
+                variant
+            );
+        }
+    }
+
+    #[test]
+    fn bad_options_are_compile_errors_that_name_them() {
+        let f = "fn f() {}";
+        assert!(error_of(r#"kind = "databse""#, f).contains("unknown kind `databse`"));
+        assert!(error_of("colour = 1", f).contains("unknown option `colour`"));
+        assert!(
+            error_of(r#"name = "a", name = "b""#, f).contains("`name` is given more than once")
+        );
+        assert!(error_of("err(Pretty)", f).contains("unknown error format `Pretty`"));
+        assert!(error_of(r#"name = """#, f).contains("the name is empty"));
+        assert!(error_of("fields(a.b)", f).contains("expected `=`"));
+        let out = error_of("", "fn no_body(&self);");
+        assert!(out.contains("needs a function with a body"));
+        // The function is kept after an argument error.
+        assert!(error_of("colour", f).contains("fn f"));
+    }
+
+    #[test]
+    fn options_parse() {
+        let out = expand_str(
+            r#"name = "n", kind = "cache", err(Debug), fields(a.b = 1, "c" = %x, d = ?y, z), crate = "my::core""#,
+            "fn f(x: u8, y: u8, z: u8) -> Result<(), ()> { Ok(()) }",
+        );
+        assert!(out.contains("my :: core :: Kind :: Cache"), "{out}");
+        assert!(out.contains(r#""a.b""#) && out.contains(r#""c""#) && out.contains(r#""z""#));
+        assert!(out.contains("record_error"));
+        let out = expand_str("crate = crate::x", "async fn f() -> impl Sized {}");
+        assert!(out.contains("crate :: x :: Event"), "{out}");
+    }
+}
