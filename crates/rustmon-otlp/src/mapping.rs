@@ -236,7 +236,8 @@ pub fn span(record: &EventRecord) -> Span {
 
 /// The OTLP resource for the monitored application: `service.name`, `service.version`,
 /// `deployment.environment.name`, `host.name`, `service.instance.id`, `rustmon.app.id`, the extra
-/// attributes (which never override the named fields), and `telemetry.sdk.*`.
+/// attributes (which never override the named fields; among themselves a later value wins), and
+/// `telemetry.sdk.*`.
 pub fn resource(resource: &Resource) -> OtlpResource {
     let mut attrs = vec![str_kv("service.name", resource.service_name.as_str())];
     if let Some(v) = &resource.service_version {
@@ -253,14 +254,19 @@ pub fn resource(resource: &Resource) -> OtlpResource {
     attrs.push(str_kv("telemetry.sdk.name", "rustmon"));
     attrs.push(str_kv("telemetry.sdk.language", "rust"));
     attrs.push(str_kv("telemetry.sdk.version", SDK_VERSION));
+    let named = attrs.len();
     for extra in &resource.attributes {
-        if !attrs.iter().any(|a| a.key == extra.key) {
-            attrs.push(OtlpKeyValue {
+        if attrs[..named].iter().any(|a| a.key == extra.key) {
+            continue;
+        }
+        upsert(
+            &mut attrs,
+            OtlpKeyValue {
                 key: extra.key.to_string(),
                 value: Some(any_value(&extra.value)),
                 ..Default::default()
-            });
-        }
+            },
+        );
     }
     OtlpResource {
         attributes: attrs,
@@ -446,21 +452,200 @@ pub fn metrics_request<'a>(
     }
 }
 
-/// How many data points a metrics request holds.
-pub fn data_points(request: &ExportMetricsServiceRequest) -> u64 {
-    use metric::Data as D;
-    request
-        .resource_metrics
-        .iter()
-        .flat_map(|r| &r.scope_metrics)
-        .flat_map(|s| &s.metrics)
-        .map(|m| match &m.data {
-            Some(D::Gauge(g)) => g.data_points.len(),
-            Some(D::Sum(s)) => s.data_points.len(),
-            Some(D::Histogram(h)) => h.data_points.len(),
-            Some(D::ExponentialHistogram(h)) => h.data_points.len(),
-            Some(D::Summary(s)) => s.data_points.len(),
-            None => 0,
-        } as u64)
-        .sum()
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustmon_core::{Attributes, ErrorInfo, SpanId, TraceId};
+    use std::borrow::Cow;
+
+    fn record(kind: Kind) -> EventRecord {
+        EventRecord {
+            trace_id: TraceId(0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10),
+            span_id: SpanId(0x1112_1314_1516_1718),
+            parent_span_id: None,
+            parent_remote: false,
+            sampled: true,
+            kind,
+            status: Status::Unset,
+            name: Cow::Borrowed("op"),
+            plugin: "custom",
+            start_unix_nanos: 1_000,
+            duration_nanos: 500,
+            attributes: Attributes::new(),
+            errors: Vec::new(),
+            span_events: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn ids_are_big_endian() {
+        let s = span(&record(Kind::Custom));
+        assert_eq!(s.trace_id, (1..=16).collect::<Vec<u8>>());
+        assert_eq!(s.span_id, (0x11..=0x18).collect::<Vec<u8>>());
+        assert!(s.parent_span_id.is_empty());
+        assert_eq!(
+            (s.start_time_unix_nano, s.end_time_unix_nano),
+            (1_000, 1_500)
+        );
+    }
+
+    #[test]
+    fn kinds() {
+        use span::SpanKind as K;
+        for (kind, want) in [
+            (Kind::Server, K::Server),
+            (Kind::Client, K::Client),
+            (Kind::Database, K::Client),
+            (Kind::Cache, K::Client),
+            (Kind::Rpc, K::Client),
+            (Kind::Messaging, K::Producer),
+            (Kind::Runtime, K::Internal),
+            (Kind::Custom, K::Internal),
+            (Kind::Segment, K::Internal),
+            (Kind::Network, K::Internal),
+        ] {
+            assert_eq!(span_kind(&record(kind)), want, "{kind}");
+            let s = span(&record(kind));
+            assert!(s.attributes.iter().any(|a| a.key == "rustmon.event.kind"
+                && a.value
+                    == Some(AnyValue {
+                        value: Some(any_value::Value::StringValue(kind.as_str().into()))
+                    })));
+        }
+        for (op, want) in [
+            ("receive", K::Consumer),
+            ("process", K::Consumer),
+            ("deliver", K::Consumer),
+            ("send", K::Producer),
+            ("create", K::Producer),
+        ] {
+            let mut r = record(Kind::Messaging);
+            r.attributes
+                .push(KeyValue::new("messaging.operation.type", op));
+            assert_eq!(span_kind(&r), want, "{op}");
+        }
+    }
+
+    #[test]
+    fn flags() {
+        let mut r = record(Kind::Custom);
+        assert_eq!(span_flags(&r), FLAG_HAS_IS_REMOTE | FLAG_SAMPLED);
+        r.sampled = false;
+        assert_eq!(span_flags(&r), FLAG_HAS_IS_REMOTE);
+        r.parent_span_id = Some(SpanId(9));
+        r.parent_remote = true;
+        assert_eq!(span_flags(&r), FLAG_HAS_IS_REMOTE | FLAG_IS_REMOTE);
+    }
+
+    #[test]
+    fn integer_bounds() {
+        let v = |x: u64| any_value(&Value::U64(x)).value.unwrap();
+        assert_eq!(v(i64::MAX as u64), any_value::Value::IntValue(i64::MAX));
+        assert_eq!(
+            v(i64::MAX as u64 + 1),
+            any_value::Value::StringValue("9223372036854775808".into())
+        );
+    }
+
+    #[test]
+    fn error_status_without_errors_has_no_message() {
+        let mut r = record(Kind::Custom);
+        r.status = Status::Error;
+        let st = span(&r).status.unwrap();
+        assert_eq!(
+            (st.code, st.message.as_str()),
+            (status::StatusCode::Error as i32, "")
+        );
+        r.errors.push(ErrorInfo {
+            error_type: Cow::Borrowed("E"),
+            message: "boom".into(),
+            backtrace: None,
+        });
+        assert_eq!(span(&r).status.unwrap().message, "boom");
+    }
+
+    #[test]
+    fn spans_are_grouped_by_plugin() {
+        let a = record(Kind::Custom);
+        let mut b = record(Kind::Database);
+        b.plugin = "sqlx";
+        let c = record(Kind::Custom);
+        let req = traces_request(&Resource::new("svc"), [&a, &b, &c]);
+        assert_eq!(req.resource_spans.len(), 1);
+        let scopes = &req.resource_spans[0].scope_spans;
+        assert_eq!(scopes.len(), 2);
+        assert_eq!(scopes[0].spans.len(), 2);
+        assert_eq!(scopes[1].spans.len(), 1);
+        assert_eq!(
+            scopes[1].scope.as_ref().unwrap().attributes[0].key,
+            "rustmon.plugin"
+        );
+    }
+
+    #[test]
+    fn resource_extras_never_override_named_fields() {
+        let mut res = Resource::new("svc");
+        res.attributes = vec![
+            KeyValue::new("service.name", "other"),
+            KeyValue::new("team", "a"),
+            KeyValue::new("team", "b"),
+        ];
+        let r = resource(&res);
+        let get = |k: &str| {
+            r.attributes
+                .iter()
+                .filter(|a| a.key == k)
+                .map(|a| a.value.clone().unwrap().value.unwrap())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            get("service.name"),
+            [any_value::Value::StringValue("svc".into())]
+        );
+        assert_eq!(get("team"), [any_value::Value::StringValue("b".into())]);
+        assert!(get("service.version").is_empty());
+    }
+
+    fn metric(name: &'static str, data: MetricData, attr: &'static str) -> Metric {
+        Metric {
+            name: Cow::Borrowed(name),
+            description: Cow::Borrowed(""),
+            unit: Cow::Borrowed("1"),
+            attributes: vec![KeyValue::new("a", attr)],
+            start_unix_nanos: 1,
+            time_unix_nanos: 2,
+            data,
+        }
+    }
+
+    #[test]
+    fn metrics_of_one_name_and_shape_share_an_otlp_metric() {
+        let sum = |delta| MetricData::Sum {
+            value: Number::I64(1),
+            monotonic: true,
+            delta,
+        };
+        let ms = [
+            metric("m", sum(true), "x"),
+            metric("m", sum(true), "y"),
+            metric("m", sum(false), "z"),
+            metric("h", MetricData::Histogram(ExpHistogram::default()), "x"),
+        ];
+        let req = metrics_request(&Resource::new("svc"), &ms);
+        let out = &req.resource_metrics[0].scope_metrics[0].metrics;
+        assert_eq!(out.len(), 3, "a different temporality is another metric");
+        let Some(metric::Data::Sum(s)) = &out[0].data else {
+            panic!()
+        };
+        assert_eq!(s.data_points.len(), 2);
+        let Some(metric::Data::ExponentialHistogram(h)) = &out[2].data else {
+            panic!()
+        };
+        let p = &h.data_points[0];
+        assert_eq!(
+            (p.count, p.min, p.max),
+            (0, None, None),
+            "empty: no min/max"
+        );
+    }
 }
