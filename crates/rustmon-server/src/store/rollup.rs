@@ -1,0 +1,288 @@
+//! Per-minute rollups computed at ingest from every span, and service-map link resolution.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::histogram::Histogram;
+use crate::model::{FINGERPRINT_KEY, SpanRecord};
+
+/// Nanoseconds per minute.
+pub const MINUTE_NS: u64 = 60_000_000_000;
+
+/// Count, errors, total time and latency histogram of a group of spans.
+#[derive(Debug, Clone, Default)]
+pub struct Agg {
+    /// Spans.
+    pub count: u64,
+    /// Spans with error status.
+    pub errors: u64,
+    /// Sum of durations, nanoseconds.
+    pub sum_ns: u64,
+    /// Extra counter (rows returned, for statements).
+    pub rows: u64,
+    /// Duration histogram, nanoseconds.
+    pub hist: Histogram,
+}
+
+impl Agg {
+    /// Adds one span.
+    pub fn add(&mut self, dur: u64, error: bool) {
+        self.count += 1;
+        self.errors += u64::from(error);
+        self.sum_ns = self.sum_ns.saturating_add(dur);
+        self.hist.record(dur);
+    }
+
+    /// Adds another aggregate.
+    pub fn merge(&mut self, o: &Agg) {
+        self.count += o.count;
+        self.errors += o.errors;
+        self.sum_ns = self.sum_ns.saturating_add(o.sum_ns);
+        self.rows += o.rows;
+        self.hist.merge(&o.hist);
+    }
+}
+
+/// Key of an operation rollup.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OpKey {
+    /// Minute (Unix nanoseconds / 60e9).
+    pub minute: u64,
+    /// Service.
+    pub service: Arc<str>,
+    /// Span kind.
+    pub kind: u8,
+    /// Operation name.
+    pub name: String,
+}
+
+/// Key of a statement rollup.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DbKey {
+    /// Minute.
+    pub minute: u64,
+    /// Service issuing the statement.
+    pub service: Arc<str>,
+    /// Statement fingerprint.
+    pub fingerprint: String,
+}
+
+/// Key of a service-map edge rollup.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EdgeKey {
+    /// Minute.
+    pub minute: u64,
+    /// Calling service.
+    pub caller: Arc<str>,
+    /// Called service or address.
+    pub callee: String,
+}
+
+/// The three rollup maps.
+#[derive(Debug, Default)]
+pub struct Rollups {
+    /// Operations.
+    pub ops: HashMap<OpKey, Agg>,
+    /// Statements.
+    pub db: HashMap<DbKey, Agg>,
+    /// Edges.
+    pub edges: HashMap<EdgeKey, Agg>,
+}
+
+impl Rollups {
+    /// Adds one span to the operation and statement rollups.
+    pub fn add_span(&mut self, s: &SpanRecord) {
+        let minute = s.start_ns / MINUTE_NS;
+        let key = OpKey {
+            minute,
+            service: s.service.clone(),
+            kind: s.kind,
+            name: s.name.clone(),
+        };
+        self.ops
+            .entry(key)
+            .or_default()
+            .add(s.duration_ns, s.is_error());
+        if let Some(fp) = s.attr_str(FINGERPRINT_KEY) {
+            let a = self
+                .db
+                .entry(DbKey {
+                    minute,
+                    service: s.service.clone(),
+                    fingerprint: fp.to_string(),
+                })
+                .or_default();
+            a.add(s.duration_ns, s.is_error());
+            if let Some(r) = s
+                .attr_int("db.response.returned_rows")
+                .or_else(|| s.attr_int("db.rows_affected"))
+            {
+                a.rows += r.max(0) as u64;
+            }
+        }
+    }
+
+    /// Adds one call to an edge.
+    pub fn add_edge(&mut self, minute: u64, caller: Arc<str>, callee: String, dur: u64, err: bool) {
+        self.edges
+            .entry(EdgeKey {
+                minute,
+                caller,
+                callee,
+            })
+            .or_default()
+            .add(dur, err);
+    }
+
+    /// Whether nothing has been added.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty() && self.db.is_empty() && self.edges.is_empty()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct SpanInfo {
+    service: Arc<str>,
+    minute: u64,
+    dur: u64,
+    error: bool,
+    /// For client/producer spans not yet linked to a child: the peer from attributes.
+    peer: Option<String>,
+    linked: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Orphan {
+    service: Arc<str>,
+    minute: u64,
+    dur: u64,
+    error: bool,
+}
+
+/// Resolves cross-service parent/child links into edges, whichever side arrives first.
+///
+/// Keeps two generations of recent spans and of children whose parent was not seen yet;
+/// [`Linker::rotate`] drops the older generation, emitting the `server.address` edges of
+/// client spans that never got an instrumented child. Memory is bounded by the spans of two
+/// generations.
+#[derive(Debug, Default)]
+pub struct Linker {
+    spans: [HashMap<[u8; 8], SpanInfo>; 2],
+    orphans: [HashMap<[u8; 8], Vec<Orphan>>; 2],
+}
+
+fn peer_of(s: &SpanRecord) -> Option<String> {
+    if let Some(p) = s.attr_str("peer.service") {
+        return Some(p.to_string());
+    }
+    if let Some(a) = s
+        .attr_str("server.address")
+        .or_else(|| s.attr_str("net.peer.name"))
+    {
+        return Some(match s.attr_int("server.port") {
+            Some(p) => format!("{a}:{p}"),
+            None => a.to_string(),
+        });
+    }
+    s.attr_str("db.system.name")
+        .or_else(|| s.attr_str("db.system"))
+        .or_else(|| s.attr_str("messaging.system"))
+        .map(str::to_string)
+}
+
+impl Linker {
+    /// Looks at one span, adding any edge it completes to `r`.
+    pub fn observe(&mut self, s: &SpanRecord, r: &mut Rollups) {
+        let minute = s.start_ns / MINUTE_NS;
+        let is_db = s.attr_str("db.system.name").is_some() || s.attr_str("db.system").is_some();
+        // 1. as a child: link to a parent of another service.
+        if let Some(p) = s.parent_span_id {
+            if matches!(s.kind, 2 | 5) {
+                let [g0, g1] = &mut self.spans;
+                let parent = match g0.get_mut(&p) {
+                    Some(x) => Some(x),
+                    None => g1.get_mut(&p),
+                };
+                match parent {
+                    Some(pi) => {
+                        if pi.service != s.service {
+                            pi.linked = true;
+                            r.add_edge(
+                                minute,
+                                pi.service.clone(),
+                                s.service.to_string(),
+                                s.duration_ns,
+                                s.is_error(),
+                            );
+                        }
+                    }
+                    None => self.orphans[0].entry(p).or_default().push(Orphan {
+                        service: s.service.clone(),
+                        minute,
+                        dur: s.duration_ns,
+                        error: s.is_error(),
+                    }),
+                }
+            }
+        }
+        // 2. as a parent: children that arrived first.
+        let mut linked = false;
+        for g in 0..2 {
+            if let Some(kids) = self.orphans[g].remove(&s.span_id) {
+                for k in kids {
+                    if k.service != s.service {
+                        linked = true;
+                        r.add_edge(
+                            k.minute,
+                            s.service.clone(),
+                            k.service.to_string(),
+                            k.dur,
+                            k.error,
+                        );
+                    }
+                }
+            }
+        }
+        let client = matches!(s.kind, 3 | 4);
+        let peer = if client && !linked { peer_of(s) } else { None };
+        if is_db && client {
+            if let Some(p) = peer {
+                r.add_edge(minute, s.service.clone(), p, s.duration_ns, s.is_error());
+            }
+            return;
+        }
+        self.spans[0].insert(
+            s.span_id,
+            SpanInfo {
+                service: s.service.clone(),
+                minute,
+                dur: s.duration_ns,
+                error: s.is_error(),
+                peer,
+                linked,
+            },
+        );
+    }
+
+    /// Ages out the older generation, emitting unlinked client edges into `r`.
+    pub fn rotate(&mut self, r: &mut Rollups) {
+        let old = std::mem::take(&mut self.spans[1]);
+        for (_, i) in old {
+            if let (false, Some(p)) = (i.linked, i.peer) {
+                r.add_edge(i.minute, i.service, p, i.dur, i.error);
+            }
+        }
+        self.spans[1] = std::mem::take(&mut self.spans[0]);
+        self.orphans[1] = std::mem::take(&mut self.orphans[0]);
+    }
+
+    /// Number of spans remembered.
+    pub fn len(&self) -> usize {
+        self.spans[0].len() + self.spans[1].len()
+    }
+
+    /// Whether nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
