@@ -260,7 +260,7 @@ impl OtlpExporterBuilder {
             (None, Some(e)) => (e, ENV_ENDPOINT),
             (None, None) => (DEFAULT_ENDPOINT.to_owned(), "the default"),
         };
-        validate_url(&base, base_origin)?;
+        validate_url(&base, base_origin, true)?;
         let base = base.trim().trim_end_matches('/').to_owned();
         let signal_url = |explicit: Option<String>,
                           explicit_origin: &'static str,
@@ -268,8 +268,10 @@ impl OtlpExporterBuilder {
                           path: &str|
          -> Result<String, Error> {
             match (explicit, env(var)) {
-                (Some(u), _) => validate_url(&u, explicit_origin).map(|()| u.trim().to_owned()),
-                (None, Some(u)) => validate_url(&u, var).map(|()| u.trim().to_owned()),
+                (Some(u), _) => {
+                    validate_url(&u, explicit_origin, false).map(|()| u.trim().to_owned())
+                }
+                (None, Some(u)) => validate_url(&u, var, false).map(|()| u.trim().to_owned()),
                 (None, None) => Ok(format!("{base}{path}")),
             }
         };
@@ -367,7 +369,7 @@ impl OtlpExporterBuilder {
     }
 }
 
-fn validate_url(value: &str, origin: &'static str) -> Result<(), Error> {
+fn validate_url(value: &str, origin: &'static str, base: bool) -> Result<(), Error> {
     let invalid = |reason: &str| Error::InvalidEndpoint {
         value: value.to_owned(),
         origin,
@@ -376,7 +378,7 @@ fn validate_url(value: &str, origin: &'static str) -> Result<(), Error> {
     let uri: Uri = value
         .trim()
         .parse()
-        .map_err(|e: ureq::http::uri::InvalidUri| invalid(&e.to_string()))?;
+        .map_err(|e: ureq::http::uri::InvalidUri| invalid(&format!("not a valid URL ({e})")))?;
     match uri.scheme_str() {
         Some("http") => {}
         Some("https") => {
@@ -396,8 +398,19 @@ fn validate_url(value: &str, origin: &'static str) -> Result<(), Error> {
     if uri.host().is_none_or(str::is_empty) {
         return Err(invalid("the URL has no host"));
     }
-    if uri.query().is_some() {
-        return Err(invalid("the URL must not have a query"));
+    let authority = uri.authority().map_or("", |a| a.as_str());
+    let host_port = authority.rsplit('@').next().unwrap_or(authority);
+    let port = match host_port.rfind(':') {
+        Some(i) if !host_port[i..].contains(']') => Some(&host_port[i + 1..]),
+        _ => None,
+    };
+    if port.is_some_and(|p| p.parse::<u16>().is_err()) {
+        return Err(invalid("the port is not a number from 0 to 65535"));
+    }
+    if base && uri.query().is_some() {
+        return Err(invalid(
+            "a base endpoint must not have a query (set the traces or metrics endpoint instead)",
+        ));
     }
     Ok(())
 }
@@ -547,7 +560,35 @@ mod tests {
         let e = err(OtlpExporterBuilder::new().endpoint("ftp://host:21"));
         assert!(e.contains("`ftp://host:21`") && e.contains("`ftp`"), "{e}");
         let e = err(OtlpExporterBuilder::new().endpoint("not a url"));
-        assert!(e.contains("`not a url`"), "{e}");
+        assert!(
+            e.contains("`not a url`") && e.contains("not a valid URL"),
+            "{e}"
+        );
+        let e = err(OtlpExporterBuilder::new().endpoint("http://collector:99999"));
+        assert!(
+            e.contains("`http://collector:99999`") && e.contains("port"),
+            "{e}"
+        );
+        let e = err(OtlpExporterBuilder::new().endpoint("http://collector:4318?x=1"));
+        assert!(e.contains("query"), "{e}");
+        let c = OtlpExporterBuilder::new()
+            .traces_endpoint("http://collector:4318/v1/traces?tenant=a")
+            .resolve(|_| None)
+            .unwrap();
+        assert_eq!(c.traces_url, "http://collector:4318/v1/traces?tenant=a");
+        for ok in [
+            "http://[::1]:4318",
+            "http://[::1]",
+            "http://user@host:4318/otlp/",
+        ] {
+            assert!(
+                OtlpExporterBuilder::new()
+                    .endpoint(ok)
+                    .resolve(|_| None)
+                    .is_ok(),
+                "{ok}"
+            );
+        }
         if !cfg!(feature = "tls") {
             let e = err(OtlpExporterBuilder::new().endpoint("https://otlp.example:4318"));
             assert!(e.contains("`tls` feature"), "{e}");
