@@ -33,6 +33,7 @@ const ENV_METRICS_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT";
 const ENV_HEADERS: &str = "OTEL_EXPORTER_OTLP_HEADERS";
 const ENV_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TIMEOUT";
 const ENV_COMPRESSION: &str = "OTEL_EXPORTER_OTLP_COMPRESSION";
+const ENV_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
 
 /// How request bodies are compressed.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
@@ -48,7 +49,9 @@ pub enum Compression {
 /// Builds an [`OtlpExporter`]. Options set here win over the environment variables
 /// (`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`,
 /// `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`, `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_EXPORTER_OTLP_TIMEOUT`,
-/// `OTEL_EXPORTER_OTLP_COMPRESSION`), which win over the defaults.
+/// `OTEL_EXPORTER_OTLP_COMPRESSION`), which win over the defaults. `OTEL_EXPORTER_OTLP_PROTOCOL`,
+/// when set, must be `http/protobuf`: any other protocol is an error rather than a silent failure
+/// to deliver.
 ///
 /// # Examples
 /// ```
@@ -255,6 +258,14 @@ impl OtlpExporterBuilder {
     }
 
     pub(crate) fn resolve(self, env: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
+        if let Some(p) = env(ENV_PROTOCOL) {
+            if p.trim() != "http/protobuf" {
+                return Err(Error::InvalidOption {
+                    option: ENV_PROTOCOL,
+                    reason: format!("rustmon-otlp sends http/protobuf only, got `{}`", p.trim()),
+                });
+            }
+        }
         let (base, base_origin) = match (self.endpoint, env(ENV_ENDPOINT)) {
             (Some(e), _) => (e, "endpoint()"),
             (None, Some(e)) => (e, ENV_ENDPOINT),
@@ -607,6 +618,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains(ENV_HEADERS) && e.contains("key=value"), "{e}");
+        let e = OtlpExporterBuilder::new()
+            .resolve(env_of(&[(ENV_PROTOCOL, "grpc")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(ENV_PROTOCOL) && e.contains("`grpc`"), "{e}");
+        assert!(
+            OtlpExporterBuilder::new()
+                .resolve(env_of(&[(ENV_PROTOCOL, "http/protobuf")]))
+                .is_ok()
+        );
         let e = OtlpExporterBuilder::new()
             .resolve(env_of(&[(ENV_TIMEOUT, "10s")]))
             .unwrap_err()

@@ -12,7 +12,7 @@
 //! | attributes | typed values; a `u64` above `i64::MAX` becomes a string; a later value for the same key wins |
 //! | errors | span events named `exception` with `exception.type`, `exception.message`, `exception.stacktrace`, at the span's end time |
 //! | span events | span events |
-//! | sampled, remote parent | `flags`: W3C trace flags in bits 0–7, bit 8 (the remote bit is known) always set, bit 9 when the parent is remote |
+//! | sampled, remote parent | `flags`: W3C trace flags in bits 0–7 (the trace's head-sampling decision: failed and slow events are exported even when it is 0), bit 8 (whether the parent is remote is known) always set, bit 9 when the parent is remote |
 //! | kind, plugin | attributes `rustmon.event.kind`, `rustmon.plugin` (the collector keeps the finer kind) |
 //!
 //! Spans are grouped by plugin into one `ScopeSpans` each, with scope name `rustmon` (version:
