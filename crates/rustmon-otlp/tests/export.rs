@@ -840,3 +840,27 @@ fn an_exporter_used_alone_sends_what_it_is_given() {
     assert_eq!(server.requests().len(), 1);
     monitor.shutdown(WAIT);
 }
+
+#[test]
+fn bodies_are_left_uncompressed_when_asked() {
+    let server = TestServer::start();
+    let exporter = OtlpExporter::builder()
+        .endpoint(server.endpoint())
+        .compression(rustmon_otlp::Compression::None)
+        .header("Authorization", "Bearer t0ken")
+        .with_env(false)
+        .build()
+        .unwrap();
+    assert!(
+        !format!("{exporter:?}").contains("t0ken"),
+        "header values are not printed"
+    );
+    let monitor = monitor_with(exporter);
+    monitor.start_event(Kind::Custom, "plain").finish();
+    assert!(monitor.flush(WAIT));
+    let requests = server.wait_until("1 request", |r| !r.is_empty());
+    assert_eq!(requests[0].header("content-encoding"), None);
+    assert_eq!(requests[0].header("authorization"), Some("Bearer t0ken"));
+    assert_eq!(spans_of(&requests)[0].0.name, "plain");
+    monitor.shutdown(WAIT);
+}
