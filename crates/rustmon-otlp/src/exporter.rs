@@ -106,7 +106,7 @@ impl ExporterHandle {
     /// Waits until every buffered request was delivered or given up, at most `timeout`; returns
     /// whether the buffer emptied in time.
     pub fn flush(&self, timeout: Duration) -> bool {
-        self.shared.wait_idle(Instant::now() + timeout)
+        self.shared.wait_idle(deadline_in(timeout))
     }
 }
 
@@ -299,7 +299,7 @@ impl Shared {
 
     /// Sleeps `wait` unless shutdown's deadline comes first; returns `false` if it would.
     fn backoff(&self, wait: Duration) -> bool {
-        let until = Instant::now() + wait;
+        let until = deadline_in(wait);
         let mut st = self.lock();
         loop {
             if st.stop_at.is_some_and(|d| d < until) {
@@ -398,14 +398,14 @@ impl OtlpExporter {
     /// Waits until everything buffered was delivered or given up, at most `timeout`; returns
     /// whether the buffer emptied in time.
     pub fn force_flush(&self, timeout: Duration) -> bool {
-        self.shared.wait_idle(Instant::now() + timeout)
+        self.shared.wait_idle(deadline_in(timeout))
     }
 
     /// Delivers what is buffered within `timeout` (what is left then is counted as failed) and
     /// stops the worker; requests handed over afterwards are counted as failed. Idempotent.
     /// Returns whether the worker finished in time.
     pub fn stop(&mut self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_in(timeout);
         {
             let mut st = self.shared.lock();
             if st.stop_at.is_none_or(|d| d > deadline) {
@@ -450,7 +450,7 @@ impl Drop for OtlpExporter {
     /// configured timeout. Call [`stop`](OtlpExporter::stop) (or shut the monitor down) to flush.
     fn drop(&mut self) {
         if self.worker.is_some() {
-            let deadline = Instant::now() + self.shared.config.timeout;
+            let deadline = deadline_in(self.shared.config.timeout);
             let mut st = self.shared.lock();
             if st.stop_at.is_none_or(|d| d > deadline) {
                 st.stop_at = Some(deadline);
@@ -484,7 +484,10 @@ struct Worker {
 impl Worker {
     fn new(shared: Arc<Shared>) -> Worker {
         let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(shared.config.timeout))
+            // Clamped so that no deadline computation inside the client can overflow.
+            .timeout_global(Some(
+                shared.config.timeout.min(Duration::from_secs(24 * 3600)),
+            ))
             .http_status_as_error(false)
             .user_agent(concat!("rustmon-otlp/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -528,7 +531,12 @@ impl Worker {
                         .unwrap_or_else(PoisonError::into_inner);
                 }
             };
-            self.deliver(&request);
+            // A panic here (a bug) must not leave flushers waiting on a request forever.
+            let delivered =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.deliver(&request)));
+            if delivered.is_err() {
+                self.shared.failed(request.items);
+            }
             self.shared.lock().in_flight = false;
             self.shared.idle.notify_all();
         }
@@ -680,6 +688,14 @@ impl Worker {
     }
 }
 
+/// `timeout` from now; a timeout too large to represent means "a century".
+fn deadline_in(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
+        .unwrap_or(now)
+}
+
 /// What the receiver said it rejected in an otherwise successful response.
 fn partial_success(signal: Signal, bytes: &[u8]) -> (u64, String) {
     match signal {
@@ -732,6 +748,19 @@ fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn huge_timeouts_do_not_overflow() {
+        assert!(deadline_in(Duration::MAX) > Instant::now());
+        let exporter = OtlpExporterBuilder::new()
+            .endpoint("http://127.0.0.1:9")
+            .timeout(Duration::MAX)
+            .with_env(false)
+            .build()
+            .unwrap();
+        assert!(exporter.force_flush(Duration::MAX));
+        drop(exporter);
+    }
 
     #[test]
     fn backoff_doubles_with_jitter_and_caps() {
