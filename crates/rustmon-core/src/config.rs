@@ -467,7 +467,7 @@ mod tests {
             "invalid config for `web`: field `max_body`: must be at most 1048576"
         );
         let e = reg.update("web", &json!({"nested": {"c": 1}})).unwrap_err();
-        assert!(e.to_string().contains("field `nested`"), "{e}");
+        assert!(e.to_string().contains("field `nested.c`"), "{e}");
         assert!(e.to_string().contains("unknown field `c`"), "{e}");
         let e = reg.update("web", &json!([1])).unwrap_err();
         assert!(matches!(e, ConfigError::NotATable { .. }));
@@ -497,7 +497,7 @@ mod tests {
         reg.update("web", &json!({"max_body": -1})).unwrap();
         let (h, err) = reg.register::<Web>();
         assert!(err.unwrap().to_string().contains("max_body"));
-        assert_eq!(*h.get(), Web::default());
+        assert_eq!(**h.get(), Web::default());
     }
 
     #[test]

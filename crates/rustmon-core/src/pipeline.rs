@@ -173,6 +173,10 @@ impl Pipeline {
                     break;
                 };
                 taken += 1;
+                self.queues
+                    .counters
+                    .recorded
+                    .fetch_add(1, Ordering::Relaxed);
                 apply_limits(&mut record, &core);
                 self.red.record(&record, core.max_names);
                 if record.sampled || record.status == Status::Error || record.duration_nanos >= slow
@@ -192,10 +196,6 @@ impl Pipeline {
                 }
             }
         }
-        self.queues
-            .counters
-            .recorded
-            .fetch_add(taken as u64, Ordering::Relaxed);
         taken
     }
 
