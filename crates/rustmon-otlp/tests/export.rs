@@ -864,3 +864,51 @@ fn bodies_are_left_uncompressed_when_asked() {
     assert_eq!(spans_of(&requests)[0].0.name, "plain");
     monitor.shutdown(WAIT);
 }
+
+#[test]
+fn the_oldest_requests_are_dropped_first() {
+    let server = TestServer::start();
+    // The first request is held while the others pile up behind it.
+    server.script([Reply::status(200).delay(Duration::from_secs(1))]);
+    let exporter = OtlpExporter::builder()
+        .endpoint(server.endpoint())
+        .max_batch(1)
+        .max_queue(2)
+        .with_env(false)
+        .build()
+        .unwrap();
+    let handle = exporter.handle();
+    let monitor = monitor_with(exporter);
+    const N: i64 = 10;
+    for i in 0..N {
+        monitor
+            .start_event(Kind::Custom, "work")
+            .with("i", i)
+            .finish();
+    }
+    assert!(monitor.flush(WAIT));
+    let mut received: Vec<i64> = spans_of(&server.requests())
+        .iter()
+        .map(|(span, _, _)| {
+            match attrs(&span.attributes)
+                .into_iter()
+                .find(|(k, _)| k == "i")
+                .map(|(_, v)| v)
+            {
+                Some(V::IntValue(i)) => i,
+                other => panic!("attribute i: {other:?}"),
+            }
+        })
+        .collect();
+    received.sort_unstable();
+    // The newest two are always delivered; of the older ones at most the first (already in
+    // flight when the others came) made it.
+    assert!(received.ends_with(&[N - 2, N - 1]), "{received:?}");
+    assert!(received.len() <= 3, "{received:?}");
+    assert!(received.len() < 3 || received[0] == 0, "{received:?}");
+    let stats = handle.stats();
+    assert_eq!(stats.items_exported, received.len() as u64);
+    assert_eq!(stats.items_dropped, (N as u64) - stats.items_exported);
+    assert_eq!(monitor.stats().export_errors, stats.items_dropped);
+    monitor.shutdown(WAIT);
+}
