@@ -1,1 +1,2 @@
+//! Load benchmark (placeholder).
 fn main() {}

@@ -307,7 +307,7 @@ async fn operations(
                 )
             })
             .collect();
-        list.sort_by(|a, b| b.0.cmp(&a.0));
+        list.sort_by_key(|x| std::cmp::Reverse(x.0));
         Ok(axum::Json(json!({
             "service": service, "from": format_ns(from), "to": format_ns(to),
             "operations": list.into_iter().map(|x| x.1).collect::<Vec<_>>(),
@@ -566,7 +566,7 @@ async fn queries(
         let (fm, tm) = minutes(from, to);
         let rows = api.store.db_rows(&service, fm, tm)?;
         let mut list: Vec<(&String, &Agg)> = rows.iter().collect();
-        list.sort_by(|a, b| b.1.sum_ns.cmp(&a.1.sum_ns));
+        list.sort_by_key(|x| std::cmp::Reverse(x.1.sum_ns));
         let list: Vec<Json> = list
             .into_iter()
             .map(|(f, a)| {

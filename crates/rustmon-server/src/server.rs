@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use std::future::IntoFuture;
+
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -90,9 +92,7 @@ pub async fn run(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
-    let (a, h, g) = tokio::join!(async { api.await }, async { http.await }, async {
-        grpc.await
-    });
+    let (a, h, g) = tokio::join!(api.into_future(), http.into_future(), grpc);
     a?;
     h?;
     g?;

@@ -99,6 +99,7 @@ struct Segment {
 #[derive(Debug)]
 struct View {
     active: Memtable,
+    linker: Linker,
     sealing: Vec<Arc<Memtable>>,
     segments: Vec<Arc<Segment>>,
 }
@@ -227,6 +228,7 @@ impl EmbeddedStore {
             db: Mutex::new(conn),
             view: RwLock::new(View {
                 active,
+                linker,
                 sealing: Vec::new(),
                 segments,
             }),
@@ -244,7 +246,7 @@ impl EmbeddedStore {
         threads.push(
             std::thread::Builder::new()
                 .name("rustmon-writer".into())
-                .spawn(move || writer(i2, rx, wal, linker, stx))?,
+                .spawn(move || writer(i2, rx, wal, stx))?,
         );
         let i3 = inner.clone();
         threads.push(
@@ -264,13 +266,7 @@ enum SealMsg {
     Seal(Arc<Memtable>, u64),
 }
 
-fn writer(
-    inner: Arc<Inner>,
-    rx: Receiver<Msg>,
-    mut wal: Wal,
-    mut linker: Linker,
-    seal_tx: SyncSender<SealMsg>,
-) {
+fn writer(inner: Arc<Inner>, rx: Receiver<Msg>, mut wal: Wal, seal_tx: SyncSender<SealMsg>) {
     let mut buf = Vec::with_capacity(1 << 20);
     let mut shutdown = false;
     while !shutdown {
@@ -306,11 +302,12 @@ fn writer(
                     let mut acks = Vec::with_capacity(batch.len());
                     let mut n = 0u64;
                     {
-                        let mut v = inner.view.write().unwrap_or_else(|e| e.into_inner());
+                        let mut g = inner.view.write().unwrap_or_else(|e| e.into_inner());
+                        let v = &mut *g;
                         for b in batch {
                             n += b.spans.len() as u64;
                             for s in b.spans {
-                                v.active.add(s, &mut linker);
+                                v.active.add(s, &mut v.linker);
                             }
                             acks.push((b.ack, b.cost));
                         }
@@ -333,12 +330,20 @@ fn writer(
             }
             m.batch_latency.observe(t0.elapsed());
         }
+        if shutdown {
+            // client spans still waiting for a child become address edges now
+            let mut g = inner.view.write().unwrap_or_else(|e| e.into_inner());
+            let v = &mut *g;
+            v.linker.rotate(&mut v.active.rollups);
+            v.linker.rotate(&mut v.active.rollups);
+        }
         let seal = {
             let v = inner.view.read().unwrap_or_else(|e| e.into_inner());
-            !v.active.spans.is_empty()
-                && (shutdown
-                    || v.active.spans.len() >= inner.opts.seal_spans
-                    || v.active.created.elapsed() >= inner.opts.seal_interval)
+            (shutdown && !v.active.rollups.is_empty())
+                || !v.active.spans.is_empty()
+                    && (shutdown
+                        || v.active.spans.len() >= inner.opts.seal_spans
+                        || v.active.created.elapsed() >= inner.opts.seal_interval)
         };
         if seal {
             let closed = match wal.rotate() {
@@ -349,9 +354,10 @@ fn writer(
                 }
             };
             let m = {
-                let mut v = inner.view.write().unwrap_or_else(|e| e.into_inner());
+                let mut g = inner.view.write().unwrap_or_else(|e| e.into_inner());
+                let v = &mut *g;
                 let mut m = std::mem::replace(&mut v.active, Memtable::new());
-                linker.rotate(&mut v.active.rollups);
+                v.linker.rotate(&mut v.active.rollups);
                 m.by_trace.shrink_to_fit();
                 let m = Arc::new(m);
                 v.sealing.push(m.clone());
@@ -403,6 +409,16 @@ fn next_segment_id(c: &Connection) -> Result<i64, StoreError> {
 
 fn seal(inner: &Inner, m: &Arc<Memtable>, wal_seq: u64) -> Result<(), StoreError> {
     let dir = &inner.opts.dir;
+    if m.spans.is_empty() {
+        let mut c = inner.db.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = c.transaction()?;
+        db::merge_rollups(&tx, &m.rollups, 0)?;
+        db::set_meta(&tx, "wal_sealed_upto", wal_seq as i64)?;
+        tx.commit()?;
+        let mut v = inner.view.write().unwrap_or_else(|e| e.into_inner());
+        v.sealing.retain(|x| !Arc::ptr_eq(x, m));
+        return Ok(());
+    }
     let id = {
         let c = inner.db.lock().unwrap_or_else(|e| e.into_inner());
         next_segment_id(&c)?
@@ -844,6 +860,7 @@ impl Store for EmbeddedStore {
             out.entry((a, b)).or_default().merge(&agg);
         }
         let v = self.inner.view.read().unwrap_or_else(|e| e.into_inner());
+        v.linker.pending_edges(from_min, to_min, &mut out);
         for m in std::iter::once(&v.active).chain(v.sealing.iter().map(|m| &**m)) {
             for (k, a) in &m.rollups.edges {
                 if k.minute >= from_min && k.minute < to_min {
@@ -1046,7 +1063,7 @@ impl Drop for EmbeddedStore {
 
 /// Sorts best first, keeps one candidate per trace and at most `limit`.
 fn prune(c: &mut Vec<Candidate>, limit: usize) {
-    c.sort_unstable_by(|a, b| b.key.cmp(&a.key));
+    c.sort_unstable_by_key(|x| std::cmp::Reverse(x.key));
     let mut seen = std::collections::HashSet::new();
     c.retain(|x| seen.insert(x.trace));
     c.truncate(limit);

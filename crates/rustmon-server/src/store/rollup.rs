@@ -276,6 +276,27 @@ impl Linker {
         self.orphans[1] = std::mem::take(&mut self.orphans[0]);
     }
 
+    /// Adds edges of client spans still waiting for a child (not yet in any rollup) for
+    /// minutes in `[from_min, to_min)`.
+    pub fn pending_edges(
+        &self,
+        from_min: u64,
+        to_min: u64,
+        out: &mut HashMap<(String, String), Agg>,
+    ) {
+        for g in &self.spans {
+            for i in g.values() {
+                if let (false, Some(p)) = (i.linked, &i.peer) {
+                    if i.minute >= from_min && i.minute < to_min {
+                        out.entry((i.service.to_string(), p.clone()))
+                            .or_default()
+                            .add(i.dur, i.error);
+                    }
+                }
+            }
+        }
+    }
+
     /// Number of spans remembered.
     pub fn len(&self) -> usize {
         self.spans[0].len() + self.spans[1].len()
