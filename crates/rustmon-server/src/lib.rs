@@ -17,3 +17,4 @@ pub mod openapi;
 pub mod otlp;
 pub mod server;
 pub mod store;
+pub mod testdata;
