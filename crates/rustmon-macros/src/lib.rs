@@ -14,7 +14,7 @@ use syn::{Attribute, Expr, Ident, LitStr, Path, ReturnType, Signature, Token, Vi
 /// Records each call of the function as a rustmon event on the global monitor.
 ///
 /// # Contract
-/// - **Event.** Each call starts an event with [`Event::start`](../rustmon_core/struct.Event.html)
+/// - **Event.** Each call starts an event with `rustmon_core::Event::start`
 ///   (the global monitor; kind `custom` unless `kind` says otherwise) named after the function
 ///   (its bare name, without module path or type; `name` overrides it), with the current context
 ///   as parent. The event is the current context while the body runs, so events started inside,
@@ -389,6 +389,7 @@ fn generate(args: Args, func: MaybeItemFn) -> TokenStream2 {
     let new_body = if sig.asyncness.is_some() {
         let guard = Ident::new("__rustmon_guard", Span::mixed_site());
         let context = Ident::new("__rustmon_context", Span::mixed_site());
+        let body_future = Ident::new("__rustmon_body", Span::mixed_site());
         let finish = match &record_error {
             Some(record) => quote! {
                 if let ::core::option::Option::Some(mut #event) = #guard.0.take() {
@@ -412,24 +413,40 @@ fn generate(args: Args, func: MaybeItemFn) -> TokenStream2 {
                 }
             }
             #start
-            let #context = #event.context().or_else(#krate::context::current);
-            let mut #guard = __RustmonCancelGuard(::core::option::Option::Some(#event));
-            let #result #result_type =
-                #krate::context::FutureExt::with_context(async move #body, #context).await;
+            // `None` when monitoring is off: the body is then polled as it is, at no cost.
+            let #context = #event.context();
+            let mut #guard = __RustmonCancelGuard(
+                ::core::option::Option::Some(#event).filter(#krate::Event::is_recording),
+            );
+            let #body_future = async move #body;
+            let #result #result_type = match #context {
+                ::core::option::Option::Some(_) => {
+                    #krate::context::FutureExt::with_context(#body_future, #context).await
+                }
+                ::core::option::Option::None => #body_future.await,
+            };
             #finish
             #result
         }
     } else {
         let guard = Ident::new("__rustmon_guard", Span::mixed_site());
+        // Entering an event that does not record changes nothing: skip the thread-local accesses.
+        let enter = quote! {
+            let #guard = if #event.is_recording() {
+                ::core::option::Option::Some(#event.enter())
+            } else {
+                ::core::option::Option::None
+            };
+        };
         match &record_error {
             None => quote! {
                 #start
-                let #guard = #event.enter();
+                #enter
                 #body
             },
             Some(record) => quote! {
                 #start
-                let #guard = #event.enter();
+                #enter
                 #[allow(clippy::redundant_closure_call)]
                 let #result #result_type = (move || #body)();
                 ::core::mem::drop(#guard);

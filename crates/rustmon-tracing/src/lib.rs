@@ -48,7 +48,7 @@ use std::fmt::{self, Write as _};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rustmon_core::context::{self, SpanContext};
-use rustmon_core::{Attributes, Event, KeyValue, Kind, Monitor, Status, Value};
+use rustmon_core::{Event, KeyValue, Kind, Monitor, Status, Value};
 use tracing_core::field::{Field, Visit};
 use tracing_core::span::{self, Attributes as SpanAttributes, Record};
 use tracing_core::{Event as TracingEvent, Level, Subscriber};
@@ -224,21 +224,20 @@ where
         };
 
         let meta = attrs.metadata();
-        let mut fields = Fields::default();
-        attrs.record(&mut fields);
-        let name = fields.name.take().unwrap_or(Cow::Borrowed(meta.name()));
+        // The kind is needed to start the event; the other fields are recorded into it directly.
+        let mut kind = Kind::Custom;
+        if meta.fields().field("otel.kind").is_some() {
+            let mut visitor = KindVisitor(None);
+            attrs.record(&mut visitor);
+            kind = visitor.0.unwrap_or(Kind::Custom);
+        }
         let mut event = self
-            .start(fields.kind.unwrap_or(Kind::Custom), name, parent)
+            .start(kind, Cow::Borrowed(meta.name()), parent)
             .with_plugin(PLUGIN);
         if !event.is_recording() {
             return;
         }
-        if let Some(status) = fields.status {
-            event.set_status(status);
-        }
-        for kv in fields.attributes {
-            event.set(kv.key, kv.value);
-        }
+        attrs.record(&mut Fields::new(Target::Span(&mut event)));
         if self.location {
             if let Some(file) = meta.file() {
                 event.set("code.filepath", file);
@@ -260,17 +259,7 @@ where
         let Some(RustmonSpan(event)) = ext.get_mut::<RustmonSpan>() else {
             return;
         };
-        let mut fields = Fields::default();
-        values.record(&mut fields);
-        if let Some(name) = fields.name {
-            event.set_name(name);
-        }
-        if let Some(status) = fields.status {
-            event.set_status(status);
-        }
-        for kv in fields.attributes {
-            event.set(kv.key, kv.value);
-        }
+        values.record(&mut Fields::new(Target::Span(event)));
     }
 
     fn on_event(&self, tracing_event: &TracingEvent<'_>, ctx: Context<'_, S>) {
@@ -285,10 +274,7 @@ where
             return;
         };
         let meta = tracing_event.metadata();
-        let mut fields = Fields {
-            in_event: true,
-            ..Fields::default()
-        };
+        let mut fields = Fields::new(Target::List(Vec::new()));
         tracing_event.record(&mut fields);
 
         if *meta.level() == Level::ERROR {
@@ -309,7 +295,9 @@ where
             Some(m) => Cow::Owned(m),
             None => Cow::Borrowed(meta.name()),
         };
-        let mut attributes = fields.attributes.into_vec();
+        let Target::List(mut attributes) = fields.target else {
+            return;
+        };
         if let Some(e) = fields.error {
             attributes.push(KeyValue::new("error", e));
         }
@@ -380,44 +368,86 @@ where
     }
 }
 
-/// Collects a span's or an event's fields.
-#[derive(Default)]
-struct Fields {
-    attributes: Attributes,
-    kind: Option<Kind>,
-    name: Option<Cow<'static, str>>,
-    status: Option<Status>,
-    /// Visiting a `tracing` event: `message`, `error` and `error.type` are kept apart.
-    in_event: bool,
+/// Where [`Fields`] puts what it visits.
+enum Target<'a> {
+    /// A span's event: fields become its attributes; `otel.name` and `otel.status_code` apply to
+    /// it (`otel.kind` was read before it started).
+    Span(&'a mut Event),
+    /// The attributes of a span event; `message`, `error` and `error.type` are kept apart.
+    List(Vec<KeyValue>),
+}
+
+/// Records a span's or an event's fields.
+struct Fields<'a> {
+    target: Target<'a>,
     message: Option<String>,
     error: Option<String>,
     error_type: Option<Cow<'static, str>>,
 }
 
-impl Fields {
+impl<'a> Fields<'a> {
+    fn new(target: Target<'a>) -> Self {
+        Fields {
+            target,
+            message: None,
+            error: None,
+            error_type: None,
+        }
+    }
+
     #[inline]
     fn push(&mut self, field: &Field, value: Value) {
-        self.attributes.push(KeyValue {
-            key: Cow::Borrowed(field.name()),
-            value,
-        });
+        match &mut self.target {
+            Target::Span(event) => {
+                event.set(field.name(), value);
+            }
+            Target::List(list) => list.push(KeyValue {
+                key: Cow::Borrowed(field.name()),
+                value,
+            }),
+        }
     }
 
     /// Dispatches a string value: well-known fields, or an attribute.
     fn string(&mut self, field: &Field, value: Cow<'_, str>) {
-        match field.name() {
-            "otel.kind" => self.kind = parse_kind(&value),
-            "otel.name" => self.name = Some(Cow::Owned(value.into_owned())),
-            "otel.status_code" => self.status = parse_status(&value),
-            "message" if self.in_event => self.message = Some(value.into_owned()),
-            "error" if self.in_event => self.error = Some(value.into_owned()),
-            "error.type" if self.in_event => self.error_type = Some(Cow::Owned(value.into_owned())),
+        match (&mut self.target, field.name()) {
+            (Target::Span(_), "otel.kind") => {}
+            (Target::Span(event), "otel.name") => {
+                event.set_name(value.into_owned());
+            }
+            (Target::Span(event), "otel.status_code") => {
+                if let Some(status) = parse_status(&value) {
+                    event.set_status(status);
+                }
+            }
+            (Target::List(_), "message") => self.message = Some(value.into_owned()),
+            (Target::List(_), "error") => self.error = Some(value.into_owned()),
+            (Target::List(_), "error.type") => {
+                self.error_type = Some(Cow::Owned(value.into_owned()))
+            }
             _ => self.push(field, Value::Str(Cow::Owned(value.into_owned()))),
         }
     }
 }
 
-impl Visit for Fields {
+/// Finds `otel.kind` among a new span's fields.
+struct KindVisitor(Option<Kind>);
+
+impl Visit for KindVisitor {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "otel.kind" {
+            self.0 = parse_kind(value);
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() == "otel.kind" {
+            self.0 = parse_kind(&format!("{value:?}"));
+        }
+    }
+}
+
+impl Visit for Fields<'_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
         self.push(field, Value::F64(value));
     }

@@ -400,3 +400,30 @@ fn spans_inside_a_future_carrying_a_rustmon_context_are_its_children() {
     let save = c.expect("save").child_of(&request).one();
     c.expect("INSERT orders").child_of(&save).one();
 }
+
+#[test]
+fn a_per_layer_filter_skips_spans_and_parents_skip_over_them() {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::filter::LevelFilter;
+
+    let capture = Capture::new();
+    let monitor = Monitor::builder("filter-test")
+        .listener(capture.listener())
+        .build()
+        .unwrap();
+    let layer = RustmonLayer::with_monitor(monitor.clone()).with_filter(LevelFilter::INFO);
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&dispatch, || {
+        tracing::info_span!("kept").in_scope(|| {
+            tracing::debug_span!("chatty").in_scope(|| {
+                monitor.start_event(Kind::Database, "query").finish();
+                let _explicit = tracing::info_span!("nested");
+            });
+        });
+    });
+    assert!(monitor.flush(Duration::from_secs(5)));
+    let kept = capture.expect("kept").root().one();
+    capture.expect("chatty").none();
+    capture.expect("query").child_of(&kept).one();
+    capture.expect("nested").child_of(&kept).one();
+}
