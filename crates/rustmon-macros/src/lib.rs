@@ -447,8 +447,13 @@ fn generate(args: Args, func: MaybeItemFn) -> TokenStream2 {
             Some(record) => quote! {
                 #start
                 #enter
-                #[allow(clippy::redundant_closure_call)]
-                let #result #result_type = (move || #body)();
+                // Called through an `FnOnce` bound so that the body may move captured references
+                // out (a `&mut self` method returning a borrow of `self`).
+                #[inline(always)]
+                fn __rustmon_call_once<R, F: ::core::ops::FnOnce() -> R>(f: F) -> R {
+                    f()
+                }
+                let #result #result_type = __rustmon_call_once(move || #body);
                 ::core::mem::drop(#guard);
                 #record
                 #result

@@ -221,6 +221,23 @@ impl Repo {
         Ok(self.rows.len())
     }
 
+    #[monitor(err)]
+    fn slot(&mut self, i: usize) -> Result<&mut String, String> {
+        self.rows.get_mut(i).ok_or_else(|| format!("no slot {i}"))
+    }
+
+    #[monitor(err)]
+    async fn last_mut(&mut self) -> Result<&mut String, String> {
+        tokio::task::yield_now().await;
+        self.rows.last_mut().ok_or_else(|| "empty".to_owned())
+    }
+
+    #[monitor]
+    async fn first(&self) -> Option<&String> {
+        tokio::task::yield_now().await;
+        self.rows.first()
+    }
+
     #[monitor]
     fn into_rows(self) -> Vec<String> {
         self.rows
@@ -243,13 +260,21 @@ fn methods_with_self_receivers() {
     let rt = runtime();
     assert_eq!(rt.block_on(repo.fetch(0)), Ok("a".to_owned()));
     assert!(rt.block_on(repo.fetch(5)).is_err());
-    assert_eq!(repo.into_rows(), ["a"]);
+    repo.slot(0).unwrap().push('b');
+    assert!(repo.slot(9).is_err());
+    rt.block_on(repo.last_mut()).unwrap().push('!');
+    repo.slot(0).unwrap().pop();
+    assert_eq!(rt.block_on(repo.first()).map(String::as_str), Some("ab"));
+    assert_eq!(repo.into_rows(), ["ab"]);
     let c = flush();
     c.expect("push").status(Status::Error).one();
     c.expect("push").status(Status::Unset).one();
     let gets = c.expect("get").kind(Kind::Database).count(3);
     assert_eq!(gets[0].attribute("rows"), Some(&Value::U64(1)));
     c.expect("into_rows").one();
+    c.expect("slot").status(Status::Error).one();
+    c.expect("first").one();
+    c.expect("last_mut").status(Status::Unset).one();
     let ok = c.expect("fetch").status(Status::Unset).one();
     c.expect("get").child_of(&ok).one();
     let failed = c.expect("fetch").status(Status::Error).one();
