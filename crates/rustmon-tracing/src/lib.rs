@@ -22,7 +22,8 @@
 //! | `ERROR`-level event inside a span | also an error on the span's event (status error): type from an `error.type` field, else the event's target; message from `message` and an `error` field |
 //! | span closed | event finished |
 //!
-//! Events outside any span are ignored: they have no operation to belong to.
+//! Events outside any span are ignored: they have no operation to belong to. At most 128 span
+//! events are kept per span ([`RustmonLayer::with_max_span_events`]).
 //!
 //! # Examples
 //! ```
@@ -95,7 +96,10 @@ pub struct RustmonLayer {
     monitor: Option<Monitor>,
     id: usize,
     location: bool,
+    max_span_events: usize,
 }
+
+const DEFAULT_MAX_SPAN_EVENTS: usize = 128;
 
 static NEXT_LAYER_ID: AtomicUsize = AtomicUsize::new(1);
 
@@ -114,6 +118,7 @@ impl RustmonLayer {
             monitor: None,
             id: NEXT_LAYER_ID.fetch_add(1, Ordering::Relaxed),
             location: false,
+            max_span_events: DEFAULT_MAX_SPAN_EVENTS,
         }
     }
 
@@ -150,6 +155,20 @@ impl RustmonLayer {
         self
     }
 
+    /// The most span events (and errors) kept per span; later ones are counted in the attribute
+    /// `rustmon.span_events.dropped` instead. Default 128: a long-lived span (a connection, a
+    /// worker loop) with chatty logs must not grow without bound.
+    ///
+    /// # Examples
+    /// ```
+    /// let layer = rustmon_tracing::RustmonLayer::new().with_max_span_events(16);
+    /// # drop(layer);
+    /// ```
+    pub fn with_max_span_events(mut self, max: usize) -> Self {
+        self.max_span_events = max;
+        self
+    }
+
     #[inline]
     fn enabled(&self) -> bool {
         match &self.monitor {
@@ -173,7 +192,11 @@ impl Default for RustmonLayer {
 }
 
 /// What the layer keeps in a span's extensions. Private, so no other layer can collide with it.
-struct RustmonSpan(Event);
+struct RustmonSpan {
+    event: Event,
+    /// Span events not kept because of [`RustmonLayer::with_max_span_events`].
+    dropped_span_events: u64,
+}
 
 /// One entered span on this thread: which layer entered it, and the context to restore.
 struct Entered {
@@ -202,7 +225,7 @@ where
     span?.scope().find_map(|s| {
         s.extensions()
             .get::<RustmonSpan>()
-            .and_then(|r| r.0.context())
+            .and_then(|r| r.event.context())
     })
 }
 
@@ -247,7 +270,10 @@ where
             }
             event.set("code.namespace", meta.target());
         }
-        span.extensions_mut().insert(RustmonSpan(event));
+        span.extensions_mut().insert(RustmonSpan {
+            event,
+            dropped_span_events: 0,
+        });
     }
 
     fn on_record(&self, id: &span::Id, values: &Record<'_>, ctx: Context<'_, S>) {
@@ -256,7 +282,7 @@ where
         }
         let Some(span) = ctx.span(id) else { return };
         let mut ext = span.extensions_mut();
-        let Some(RustmonSpan(event)) = ext.get_mut::<RustmonSpan>() else {
+        let Some(RustmonSpan { event, .. }) = ext.get_mut::<RustmonSpan>() else {
             return;
         };
         values.record(&mut Fields::new(Target::Span(event)));
@@ -270,14 +296,27 @@ where
             return;
         };
         let mut ext = span.extensions_mut();
-        let Some(RustmonSpan(event)) = ext.get_mut::<RustmonSpan>() else {
+        let Some(RustmonSpan {
+            event,
+            dropped_span_events,
+        }) = ext.get_mut::<RustmonSpan>()
+        else {
             return;
         };
+        let (kept_events, kept_errors) = event
+            .record()
+            .map_or((0, 0), |r| (r.span_events.len(), r.errors.len()));
+        let is_error = *tracing_event.metadata().level() == Level::ERROR;
+        if kept_events >= self.max_span_events && (!is_error || kept_errors >= self.max_span_events)
+        {
+            *dropped_span_events += 1;
+            return;
+        }
         let meta = tracing_event.metadata();
         let mut fields = Fields::new(Target::List(Vec::new()));
         tracing_event.record(&mut fields);
 
-        if *meta.level() == Level::ERROR {
+        if is_error && kept_errors < self.max_span_events {
             let error_type = fields
                 .error_type
                 .take()
@@ -303,7 +342,11 @@ where
         }
         attributes.push(KeyValue::new("level", meta.level().as_str()));
         attributes.push(KeyValue::new("target", meta.target()));
-        event.add_span_event(name, attributes);
+        if kept_events < self.max_span_events {
+            event.add_span_event(name, attributes);
+        } else {
+            *dropped_span_events += 1;
+        }
     }
 
     fn on_enter(&self, id: &span::Id, ctx: Context<'_, S>) {
@@ -314,7 +357,7 @@ where
         let Some(span_ctx) = span
             .extensions()
             .get::<RustmonSpan>()
-            .and_then(|r| r.0.context())
+            .and_then(|r| r.event.context())
         else {
             return;
         };
@@ -361,8 +404,15 @@ where
             return;
         }
         let Some(span) = ctx.span(&id) else { return };
-        let event = span.extensions_mut().remove::<RustmonSpan>();
-        if let Some(RustmonSpan(event)) = event {
+        let data = span.extensions_mut().remove::<RustmonSpan>();
+        if let Some(RustmonSpan {
+            mut event,
+            dropped_span_events,
+        }) = data
+        {
+            if dropped_span_events > 0 {
+                event.set("rustmon.span_events.dropped", dropped_span_events);
+            }
             event.finish();
         }
     }

@@ -427,3 +427,56 @@ fn a_per_layer_filter_skips_spans_and_parents_skip_over_them() {
     capture.expect("query").child_of(&kept).one();
     capture.expect("nested").child_of(&kept).one();
 }
+
+#[test]
+fn span_events_are_capped_per_span_and_the_rest_counted() {
+    let capture = Capture::new();
+    let monitor = Monitor::builder("cap-test")
+        .listener(capture.listener())
+        .build()
+        .unwrap();
+    let layer = RustmonLayer::with_monitor(monitor.clone()).with_max_span_events(2);
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&dispatch, || {
+        tracing::info_span!("chatty").in_scope(|| {
+            for i in 0..5 {
+                tracing::info!(i, "tick");
+            }
+            // Past the span-event cap, an error is still recorded as an error.
+            tracing::error!("failed");
+        });
+    });
+    assert!(monitor.flush(Duration::from_secs(5)));
+    let e = capture.expect("chatty").status(Status::Error).one();
+    assert_eq!(e.span_events.len(), 2);
+    assert_eq!(e.errors.len(), 1);
+    assert_eq!(
+        e.attribute("rustmon.span_events.dropped"),
+        Some(&Value::U64(4))
+    );
+}
+
+#[test]
+fn a_span_entered_on_several_threads_at_once_parents_events_on_each() {
+    let s = setup();
+    let span = s.run(|| tracing::info_span!("shared"));
+    std::thread::scope(|scope| {
+        for i in 0..3 {
+            let (span, s) = (span.clone(), &s);
+            scope.spawn(move || {
+                s.run(|| {
+                    let _e = span.enter();
+                    let name = ["t0", "t1", "t2"][i];
+                    s.monitor.start_event(Kind::Custom, name).finish();
+                });
+                assert_eq!(context::current(), None);
+            });
+        }
+    });
+    drop(span);
+    s.flush();
+    let shared = s.capture.expect("shared").one();
+    for name in ["t0", "t1", "t2"] {
+        s.capture.expect(name).child_of(&shared).one();
+    }
+}
