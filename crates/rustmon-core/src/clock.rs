@@ -3,9 +3,14 @@
 //! Reading `SystemTime` and `Instant` for every event would cost two clock reads at start. Instead
 //! one anchor pair is taken per process and an event's wall-clock start is the anchor plus the
 //! monotonic time elapsed since it, so an event reads the clock once at start and once at finish.
+//! The monotonic clock is `quanta`'s: the CPU's invariant time-stamp counter where there is one
+//! (a few ns per read, against 20–30 ns for `clock_gettime` on a virtual machine), the OS clock
+//! elsewhere.
 
 use std::sync::OnceLock;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub(crate) use quanta::Instant;
 
 struct Anchor {
     instant: Instant,

@@ -3,7 +3,9 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::Instant;
 
 use crate::attr::{Attributes, Key, KeyValue, Value};
 use crate::clock;
@@ -233,7 +235,7 @@ impl Event {
     ///
     /// Inert if no global monitor is installed or monitoring is disabled; that check is one relaxed
     /// atomic load.
-    #[inline]
+    #[inline(always)]
     pub fn start(kind: Kind, name: impl Into<Cow<'static, str>>) -> Event {
         if !monitor::global_enabled() {
             return Event::inert();
@@ -262,7 +264,7 @@ impl Event {
     }
 
     /// An event that records nothing.
-    #[inline]
+    #[inline(always)]
     pub const fn inert() -> Event {
         Event { live: None }
     }
@@ -343,7 +345,7 @@ impl Event {
     }
 
     /// Sets an attribute (a later value for the same key wins on export).
-    #[inline]
+    #[inline(always)]
     pub fn set(&mut self, key: impl Into<Key>, value: impl Into<Value>) -> &mut Self {
         if let Some(live) = &mut self.live {
             live.record.attributes.push(KeyValue {
@@ -465,7 +467,7 @@ impl Event {
 
     /// Ends the event now and hands it to the pipeline. Never blocks: if the queue is full the
     /// event is dropped and counted in [`Stats::dropped`](crate::Stats::dropped).
-    #[inline]
+    #[inline(always)]
     pub fn finish(mut self) {
         self.submit();
     }
@@ -475,8 +477,15 @@ impl Event {
         self.live = None;
     }
 
-    #[inline]
+    #[inline(always)]
     fn submit(&mut self) {
+        if self.live.is_some() {
+            self.submit_live();
+        }
+    }
+
+    #[inline(never)]
+    fn submit_live(&mut self) {
         if let Some(live) = self.live.take() {
             let Live {
                 mut record,
@@ -497,7 +506,7 @@ impl Event {
 }
 
 impl Drop for Event {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
         self.submit();
     }

@@ -6,10 +6,10 @@
 //! `rustmon.segment.max`. Cost: a few atomic operations, no allocation; nothing when monitoring is
 //! disabled.
 
+use crate::clock::Instant;
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
-use std::time::Instant;
 
 use crate::attr::KeyValue;
 use crate::metrics::{Metric, MetricData, Number};
