@@ -19,7 +19,8 @@ use syn::{Attribute, Expr, Ident, LitStr, Path, ReturnType, Signature, Token, Vi
 ///   (its bare name, without module path or type; `name` overrides it), with the current context
 ///   as parent. The event is the current context while the body runs, so events started inside,
 ///   including calls of other `#[monitor]` functions, are its children. It is finished when the
-///   function returns, by any path (`return`, `?`, panic unwinding).
+///   function returns, by any path (`return`, `?`, panic unwinding). A panic unwinding out of
+///   the function is recorded as an error of type `panic` (status error).
 /// - **Async functions.** The event starts when the future is **first polled** (an `async fn`
 ///   runs nothing before), with the context current at that poll as parent; the body is polled
 ///   with the event's context (`FutureExt::with_context`), so it stays current across `.await`s
@@ -386,38 +387,52 @@ fn generate(args: Args, func: MaybeItemFn) -> TokenStream2 {
         }
     });
 
-    let new_body = if sig.asyncness.is_some() {
-        let guard = Ident::new("__rustmon_guard", Span::mixed_site());
-        let context = Ident::new("__rustmon_context", Span::mixed_site());
-        let body_future = Ident::new("__rustmon_body", Span::mixed_site());
-        let finish = match &record_error {
-            Some(record) => quote! {
-                if let ::core::option::Option::Some(mut #event) = #guard.0.take() {
-                    #record
-                    #event.finish();
-                }
-            },
-            None => quote! {
-                if let ::core::option::Option::Some(#event) = #guard.0.take() {
-                    #event.finish();
-                }
-            },
-        };
+    let is_async = sig.asyncness.is_some();
+    let guard = Ident::new("__rustmon_guard", Span::mixed_site());
+    // A future dropped before completing still holds its event when the guard drops.
+    let on_unfinished = is_async.then(|| {
         quote! {
-            struct __RustmonCancelGuard(::core::option::Option<#krate::Event>);
-            impl ::core::ops::Drop for __RustmonCancelGuard {
-                fn drop(&mut self) {
-                    if let ::core::option::Option::Some(event) = &mut self.0 {
-                        event.set("rustmon.cancelled", true);
-                    }
+            else {
+                event.set("rustmon.cancelled", true);
+            }
+        }
+    });
+    // Holds the event (`None` when it does not record) and whether the thread was already
+    // panicking when the call started; records a panic that unwinds through the function.
+    let guard_setup = quote! {
+        struct __RustmonGuard(::core::option::Option<#krate::Event>, bool);
+        impl ::core::ops::Drop for __RustmonGuard {
+            fn drop(&mut self) {
+                if let ::core::option::Option::Some(event) = &mut self.0 {
+                    if ::std::thread::panicking() && !self.1 {
+                        event.record_error("panic", "the function panicked");
+                    } #on_unfinished
                 }
             }
+        }
+        #[allow(unused_mut)]
+        let mut #guard = if #event.is_recording() {
+            __RustmonGuard(::core::option::Option::Some(#event), ::std::thread::panicking())
+        } else {
+            __RustmonGuard(::core::option::Option::None, false)
+        };
+    };
+    let record_error = record_error.map(|record| {
+        quote! {
+            if let ::core::option::Option::Some(#event) = #guard.0.as_mut() {
+                #record
+            }
+        }
+    });
+
+    let new_body = if is_async {
+        let context = Ident::new("__rustmon_context", Span::mixed_site());
+        let body_future = Ident::new("__rustmon_body", Span::mixed_site());
+        quote! {
             #start
+            #guard_setup
             // `None` when monitoring is off: the body is then polled as it is, at no cost.
-            let #context = #event.context();
-            let mut #guard = __RustmonCancelGuard(
-                ::core::option::Option::Some(#event).filter(#krate::Event::is_recording),
-            );
+            let #context = #guard.0.as_ref().and_then(#krate::Event::context);
             let #body_future = async move #body;
             let #result #result_type = match #context {
                 ::core::option::Option::Some(_) => {
@@ -425,27 +440,29 @@ fn generate(args: Args, func: MaybeItemFn) -> TokenStream2 {
                 }
                 ::core::option::Option::None => #body_future.await,
             };
-            #finish
+            #record_error
+            if let ::core::option::Option::Some(#event) = #guard.0.take() {
+                #event.finish();
+            }
             #result
         }
     } else {
-        let guard = Ident::new("__rustmon_guard", Span::mixed_site());
         // Entering an event that does not record changes nothing: skip the thread-local accesses.
+        let entered = Ident::new("__rustmon_entered", Span::mixed_site());
         let enter = quote! {
-            let #guard = if #event.is_recording() {
-                ::core::option::Option::Some(#event.enter())
-            } else {
-                ::core::option::Option::None
-            };
+            let #entered = #guard.0.as_ref().map(#krate::Event::enter);
         };
         match &record_error {
+            // The event is finished when the guard drops, after the body's value is computed.
             None => quote! {
                 #start
+                #guard_setup
                 #enter
                 #body
             },
             Some(record) => quote! {
                 #start
+                #guard_setup
                 #enter
                 // Called through an `FnOnce` bound so that the body may move captured references
                 // out (a `&mut self` method returning a borrow of `self`).
@@ -454,7 +471,7 @@ fn generate(args: Args, func: MaybeItemFn) -> TokenStream2 {
                     f()
                 }
                 let #result #result_type = __rustmon_call_once(move || #body);
-                ::core::mem::drop(#guard);
+                ::core::mem::drop(#entered);
                 #record
                 #result
             },

@@ -192,12 +192,50 @@ fn panics() {
     panic!("boom");
 }
 
+#[monitor]
+async fn panics_async() {
+    tokio::task::yield_now().await;
+    panic!("async boom");
+}
+
 #[test]
-fn a_panicking_function_is_still_recorded() {
+fn a_panicking_function_is_recorded_as_an_error() {
     capture();
     assert!(std::panic::catch_unwind(panics).is_err());
     assert_eq!(context::current(), None);
-    flush().expect("panics").one();
+    let joined = runtime().block_on(async { tokio::spawn(panics_async()).await });
+    assert!(joined.unwrap_err().is_panic());
+    let c = flush();
+    for name in ["panics", "panics_async"] {
+        let e = c.expect(name).status(Status::Error).one();
+        assert_eq!(e.errors[0].error_type, "panic");
+        assert_eq!(e.attribute("rustmon.cancelled"), None);
+    }
+}
+
+struct CallsOnDrop;
+
+impl Drop for CallsOnDrop {
+    fn drop(&mut self) {
+        called_while_unwinding();
+    }
+}
+
+#[monitor]
+fn called_while_unwinding() {}
+
+#[test]
+fn a_function_called_by_a_destructor_during_a_panic_is_not_blamed_for_it() {
+    capture();
+    let result = std::panic::catch_unwind(|| {
+        let _d = CallsOnDrop;
+        panic!("elsewhere");
+    });
+    assert!(result.is_err());
+    flush()
+        .expect("called_while_unwinding")
+        .status(Status::Unset)
+        .one();
 }
 
 // ---- methods and generics ----
