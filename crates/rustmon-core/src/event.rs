@@ -196,7 +196,7 @@ pub(crate) enum Sink {
 }
 
 struct Live {
-    record: EventRecord,
+    record: Box<EventRecord>,
     start: Instant,
     sink: Sink,
 }
@@ -284,25 +284,21 @@ impl Event {
                 (trace_id, None, false, monitor.sample(trace_id))
             }
         };
+        let mut record = crate::pool::take();
+        record.trace_id = trace_id;
+        record.span_id = SpanId::random();
+        record.parent_span_id = parent_span_id;
+        record.parent_remote = parent_remote;
+        record.sampled = sampled;
+        record.kind = kind;
+        record.status = Status::Unset;
+        record.name = name;
+        record.plugin = "custom";
         let start = Instant::now();
+        record.start_unix_nanos = clock::unix_nanos_at(start);
         Event {
             live: Some(Live {
-                record: EventRecord {
-                    trace_id,
-                    span_id: SpanId::random(),
-                    parent_span_id,
-                    parent_remote,
-                    sampled,
-                    kind,
-                    status: Status::Unset,
-                    name,
-                    plugin: "custom",
-                    start_unix_nanos: clock::unix_nanos_at(start),
-                    duration_nanos: 0,
-                    attributes: Attributes::new(),
-                    errors: Vec::new(),
-                    span_events: Vec::new(),
-                },
+                record,
                 start,
                 sink,
             }),
@@ -462,7 +458,7 @@ impl Event {
 
     /// Read access to what has been recorded so far.
     pub fn record(&self) -> Option<&EventRecord> {
-        self.live.as_ref().map(|l| &l.record)
+        self.live.as_ref().map(|l| &*l.record)
     }
 
     /// Ends the event now and hands it to the pipeline. Never blocks: if the queue is full the
@@ -486,12 +482,12 @@ impl Event {
 
     #[inline(never)]
     fn submit_live(&mut self) {
-        if let Some(live) = self.live.take() {
-            let Live {
-                mut record,
-                start,
-                sink,
-            } = live;
+        if let Some(Live {
+            mut record,
+            start,
+            sink,
+        }) = self.live.take()
+        {
             record.duration_nanos = start.elapsed().as_nanos() as u64;
             match sink {
                 Sink::Global => {

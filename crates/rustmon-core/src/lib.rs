@@ -38,6 +38,7 @@ pub mod metrics;
 mod monitor;
 mod pipeline;
 mod plugin;
+mod pool;
 pub mod segment;
 
 pub use attr::{Attributes, Key, KeyValue, Value};

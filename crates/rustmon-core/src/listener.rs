@@ -132,13 +132,13 @@ impl<L: Listener> Listener for PluginListener<L> {
 #[derive(Copy, Clone, Debug)]
 pub struct Batch<'a> {
     pub(crate) resource: &'a Resource,
-    pub(crate) events: &'a [EventRecord],
+    pub(crate) events: &'a [Box<EventRecord>],
     pub(crate) plugin: Option<&'static str>,
 }
 
 impl<'a> Batch<'a> {
     /// A batch over `events` (for tests of listeners).
-    pub fn new(resource: &'a Resource, events: &'a [EventRecord]) -> Self {
+    pub fn new(resource: &'a Resource, events: &'a [Box<EventRecord>]) -> Self {
         Batch {
             resource,
             events,
@@ -156,6 +156,7 @@ impl<'a> Batch<'a> {
         let plugin = self.plugin;
         self.events
             .iter()
+            .map(|e| &**e)
             .filter(move |e| plugin.is_none_or(|p| e.plugin == p))
     }
 

@@ -182,7 +182,7 @@ pub(crate) struct Counters {
 /// recording at once do not contend on the same cache lines.
 #[derive(Debug)]
 pub(crate) struct Shard {
-    pub(crate) queue: ArrayQueue<EventRecord>,
+    pub(crate) queue: ArrayQueue<Box<EventRecord>>,
     dropped: AtomicU64,
 }
 
@@ -221,10 +221,15 @@ impl Queues {
     }
 
     #[inline]
-    fn push(&self, record: EventRecord) {
+    fn push(&self, record: Box<EventRecord>) {
         let shard = &self.shards[shard_index() % self.shards.len()];
-        if !self.accepting.load(Ordering::Relaxed) || shard.queue.push(record).is_err() {
+        if !self.accepting.load(Ordering::Relaxed) {
             shard.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if let Err(record) = shard.queue.push(record) {
+            shard.dropped.fetch_add(1, Ordering::Relaxed);
+            crate::pool::recycle(record);
         }
     }
 
@@ -530,7 +535,7 @@ impl Monitor {
     }
 
     #[inline]
-    pub(crate) fn enqueue(&self, record: EventRecord) {
+    pub(crate) fn enqueue(&self, record: Box<EventRecord>) {
         self.shared.queues.push(record);
     }
 

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::sync::{Arc, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -17,6 +17,7 @@ use crate::event::{EventRecord, Kind, Status};
 use crate::listener::{Batch, Listener, ListenerContext};
 use crate::metrics::{ExpHistogram, Metric, MetricData, Number};
 use crate::monitor::{self, CoreConfig, Queues, Resource};
+use crate::pool;
 use crate::segment;
 
 pub(crate) enum Command {
@@ -24,6 +25,9 @@ pub(crate) enum Command {
     Flush(SyncSender<()>, Duration),
     Shutdown(SyncSender<()>, Duration),
 }
+
+/// A drain taking at least this many events means the producers are busy.
+const BUSY: usize = 256;
 
 /// The name under which events beyond the `max_names` cap are counted.
 pub const OVERFLOW_NAME: &str = "_other";
@@ -38,7 +42,7 @@ struct Pipeline {
     core: ConfigHandle<CoreConfig>,
     resource: Arc<Resource>,
     listeners: Vec<Slot>,
-    batch: Vec<EventRecord>,
+    batch: Vec<Box<EventRecord>>,
     batch_started: Option<Instant>,
     red: Red,
     last_metrics: Instant,
@@ -78,17 +82,23 @@ pub(crate) fn spawn(
 
 impl Pipeline {
     fn run(&mut self, rx: Receiver<Command>) {
-        let mut idle = false;
+        // Events taken by the last drain: many means keep draining without sleeping, a few means
+        // a short nap (so a steady trickle does not keep this thread spinning), none a longer one.
+        let mut taken = 0;
         loop {
-            let core = self.core.get();
-            let tick = if idle {
-                Duration::from_millis(20)
+            let command = if taken >= BUSY {
+                rx.try_recv().map_err(|e| match e {
+                    TryRecvError::Empty => RecvTimeoutError::Timeout,
+                    TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+                })
             } else {
-                Duration::from_millis(1)
+                let core = self.core.get();
+                let nap = Duration::from_millis(if taken > 0 { 1 } else { 10 });
+                let wait = nap.min(self.time_to_next_deadline(&core));
+                drop(core);
+                rx.recv_timeout(wait)
             };
-            let wait = tick.min(self.time_to_next_deadline(&core));
-            drop(core);
-            match rx.recv_timeout(wait) {
+            match command {
                 Ok(Command::AddListener(l, name)) => self.add_listener(l, name),
                 Ok(Command::Flush(ack, timeout)) => {
                     self.drain_all();
@@ -110,7 +120,7 @@ impl Pipeline {
                     return;
                 }
             }
-            idle = self.drain() == 0;
+            taken = self.drain();
             let core = self.core.get();
             let batch_due = self
                 .batch_started
@@ -193,6 +203,7 @@ impl Pipeline {
                         .counters
                         .sampled_out
                         .fetch_add(1, Ordering::Relaxed);
+                    pool::recycle(record);
                 }
             }
         }
@@ -208,7 +219,9 @@ impl Pipeline {
         for slot in &mut self.listeners {
             guarded(&self.queues, slot.name, || slot.listener.on_events(&batch));
         }
-        self.batch.clear();
+        for record in self.batch.drain(..) {
+            pool::recycle(record);
+        }
     }
 
     fn deliver_plugin_metrics(&mut self) {
@@ -289,12 +302,44 @@ fn apply_limits(record: &mut EventRecord, core: &CoreConfig) {
     }
 }
 
+/// A fast, non-cryptographic hasher (FxHash) for the pipeline's own maps, whose keys are event
+/// names chosen by the monitored program, not by remote input.
+#[derive(Default, Clone, Copy)]
+struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+        for &b in chunks.remainder() {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    #[inline]
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type Fx = std::hash::BuildHasherDefault<FxHasher>;
+
 /// RED metrics: a latency histogram (with its count) per kind, status and name.
 #[derive(Default)]
 struct Red {
-    series: HashMap<(Kind, Status), HashMap<Cow<'static, str>, ExpHistogram>>,
+    series: HashMap<(Kind, Status), HashMap<Cow<'static, str>, ExpHistogram, Fx>, Fx>,
     /// Names admitted so far, for the `max_names` cap.
-    names: HashSet<(Kind, Cow<'static, str>)>,
+    names: HashSet<(Kind, Cow<'static, str>), Fx>,
 }
 
 impl Red {
