@@ -42,6 +42,8 @@ struct Pipeline {
     core: ConfigHandle<CoreConfig>,
     resource: Arc<Resource>,
     listeners: Vec<Slot>,
+    // Boxed on purpose: records travel as pointers and are recycled into the pool.
+    #[allow(clippy::vec_box)]
     batch: Vec<Box<EventRecord>>,
     batch_started: Option<Instant>,
     red: Red,
@@ -333,11 +335,12 @@ impl std::hash::Hasher for FxHasher {
 }
 
 type Fx = std::hash::BuildHasherDefault<FxHasher>;
+type ByName = HashMap<Cow<'static, str>, ExpHistogram, Fx>;
 
 /// RED metrics: a latency histogram (with its count) per kind, status and name.
 #[derive(Default)]
 struct Red {
-    series: HashMap<(Kind, Status), HashMap<Cow<'static, str>, ExpHistogram, Fx>, Fx>,
+    series: HashMap<(Kind, Status), ByName, Fx>,
     /// Names admitted so far, for the `max_names` cap.
     names: HashSet<(Kind, Cow<'static, str>), Fx>,
 }
