@@ -11,6 +11,9 @@
 //! | 2026-11-28 | AMD EPYC, 2 vCPU, shared | `plain` | 1.4 ns | 1× |
 //! | 2026-11-28 | AMD EPYC, 2 vCPU, shared | `monitored` | 275 ns | — (one rustmon event with 4 attributes; see the core's bench) |
 //! | 2026-11-28 | AMD EPYC, 2 vCPU, shared | `monitored-disabled` | 6.8 ns | +5.4 ns per call (5.0 ns before the panic guard; within this machine's noise) |
+//! | 2026-11-28 17:23 (core with pooled boxed records), load 5 | same | `plain` | 1.7 ns | 1× |
+//! | 2026-11-28 17:23 | same | `monitored` | 121 ns | — |
+//! | 2026-11-28 17:23 | same | `monitored-disabled` | 8.3 ns | +6.6 ns per call |
 
 use std::hint::black_box;
 use std::time::Duration;
