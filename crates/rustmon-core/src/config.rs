@@ -193,6 +193,11 @@ impl<C: PluginConfig> ConfigHandle<C> {
         Ok(())
     }
 
+    /// Whether `patch` would be accepted, without applying it.
+    pub fn check_json(&self, patch: &Json) -> Result<(), ConfigError> {
+        patched(&**self.get(), patch).map(drop)
+    }
+
     /// The current configuration as JSON.
     pub fn to_json(&self) -> Json {
         serde_json::to_value(&**self.get()).unwrap_or(Json::Null)
@@ -282,6 +287,7 @@ pub fn merge(base: &mut Json, patch: &Json) {
 
 trait Slot: Send + Sync {
     fn apply(&self, patch: &Json) -> Result<(), ConfigError>;
+    fn check(&self, patch: &Json) -> Result<(), ConfigError>;
     fn to_json(&self) -> Json;
     fn version(&self) -> u64;
     fn as_any(&self) -> &dyn Any;
@@ -290,6 +296,9 @@ trait Slot: Send + Sync {
 impl<C: PluginConfig> Slot for ConfigHandle<C> {
     fn apply(&self, patch: &Json) -> Result<(), ConfigError> {
         self.apply_json(patch)
+    }
+    fn check(&self, patch: &Json) -> Result<(), ConfigError> {
+        self.check_json(patch)
     }
     fn to_json(&self) -> Json {
         ConfigHandle::to_json(self)
@@ -366,6 +375,34 @@ impl ConfigRegistry {
                 got: json_kind(patch).to_owned(),
             }),
         }
+    }
+
+    /// Applies patches to several plugins all or nothing: if any is rejected, none is applied.
+    pub fn update_all(&self, patches: &[(String, Json)]) -> Result<(), ConfigError> {
+        let mut entries = self.lock();
+        for (name, patch) in patches {
+            match entries.get(name.as_str()) {
+                Some(Entry::Registered(slot)) => slot.check(patch)?,
+                _ if !patch.is_object() => {
+                    return Err(ConfigError::NotATable {
+                        plugin: name.clone(),
+                        got: json_kind(patch).to_owned(),
+                    });
+                }
+                _ => {}
+            }
+        }
+        for (name, patch) in patches {
+            match entries.get_mut(name.as_str()) {
+                // Checked above under the same lock, so this cannot fail.
+                Some(Entry::Registered(slot)) => slot.apply(patch)?,
+                Some(Entry::Pending(pending)) => merge(pending, patch),
+                None => {
+                    entries.insert(name.clone(), Entry::Pending(patch.clone()));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The current configuration of a registered plugin, or the pending patch of one that has not
@@ -498,6 +535,29 @@ mod tests {
         let (h, err) = reg.register::<Web>();
         assert!(err.unwrap().to_string().contains("max_body"));
         assert_eq!(**h.get(), Web::default());
+    }
+
+    #[test]
+    fn update_all_is_all_or_nothing() {
+        let reg = ConfigRegistry::default();
+        let (h, _) = reg.register::<Web>();
+        let err = reg
+            .update_all(&[
+                ("web".into(), json!({"record_headers": true})),
+                ("later".into(), json!({"x": 1})),
+                ("web".into(), json!({"max_body": "big"})),
+            ])
+            .unwrap_err();
+        assert!(err.to_string().contains("max_body"));
+        assert!(!h.get().record_headers);
+        assert_eq!(reg.get_json("later"), None);
+        reg.update_all(&[
+            ("web".into(), json!({"record_headers": true})),
+            ("later".into(), json!({"x": 1})),
+        ])
+        .unwrap();
+        assert!(h.get().record_headers);
+        assert_eq!(reg.get_json("later"), Some(json!({"x": 1})));
     }
 
     #[test]

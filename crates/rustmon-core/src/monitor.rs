@@ -599,6 +599,15 @@ impl Monitor {
         self.shared.configs.update(name, patch)
     }
 
+    /// Applies patches to several plugins all or nothing (e.g. a version of the central
+    /// configuration): if any is rejected, none is applied and the error names the field.
+    pub fn update_configs(
+        &self,
+        patches: &[(String, serde_json::Value)],
+    ) -> Result<(), ConfigError> {
+        self.shared.configs.update_all(patches)
+    }
+
     /// Every plugin's configuration: `(name, version, value)`.
     pub fn config_snapshot(&self) -> Vec<(String, u64, serde_json::Value)> {
         self.shared.configs.snapshot()

@@ -28,6 +28,7 @@ mod config;
 mod error;
 mod exporter;
 pub mod mapping;
+mod remote_config;
 
 pub use config::{
     Compression, DEFAULT_ENDPOINT, DEFAULT_INITIAL_BACKOFF, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_BATCH,
@@ -36,6 +37,9 @@ pub use config::{
 };
 pub use error::Error;
 pub use exporter::{ExporterHandle, ExporterStats, OtlpExporter};
+pub use remote_config::{
+    RemoteConfig, RemoteConfigHandle, RemoteConfigSettings, RemoteConfigStatus,
+};
 
 /// The `opentelemetry-proto` crate this crate maps to, re-exported so that users can decode and
 /// inspect what is sent with the same types.

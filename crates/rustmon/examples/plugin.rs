@@ -5,9 +5,7 @@
 use std::time::Duration;
 
 use rustmon::config::{FieldError, PluginConfig};
-use rustmon::{
-    Batch, Event, Kind, Listener, Monitor, Plugin, PluginContext, PluginError, PluginListener,
-};
+use rustmon::{Batch, Kind, Listener, Monitor, Plugin, PluginContext, PluginError, PluginListener};
 
 /// The configuration: serde with defaults; `validate` names the field that is wrong.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]

@@ -36,6 +36,9 @@ pub enum InitError {
     #[cfg(feature = "otlp")]
     #[error(transparent)]
     Otlp(#[from] rustmon_otlp::Error),
+    /// A plugin could not start (e.g. the central-configuration poller's URL is invalid).
+    #[error(transparent)]
+    Plugin(rustmon_core::PluginError),
     /// The JSON-lines log file could not be opened.
     #[error("cannot open RUSTMON_LOG file {path}: {source}")]
     Log {
@@ -72,6 +75,8 @@ pub fn builder(service: impl Into<String>) -> Builder {
         read_env: true,
         #[cfg(feature = "otlp")]
         otlp: Some(rustmon_otlp::OtlpExporter::builder()),
+        #[cfg(feature = "otlp")]
+        remote_config: None,
         shutdown_timeout: Duration::from_secs(5),
     }
 }
@@ -91,6 +96,7 @@ pub fn builder(service: impl Into<String>) -> Builder {
 /// | `RUSTMON_CONFIG` | path of a TOML (or `.json`) file with a table per plugin |
 /// | `RUSTMON_LOG` | `stdout`, `stderr` or a file path: also write events as JSON lines |
 /// | `RUSTMON_OTLP` | `false`: no OTLP exporter |
+/// | `RUSTMON_API_URL` | the collector's API (e.g. `http://127.0.0.1:7070`): poll it for the central configuration |
 /// | `RUSTMON_<PLUGIN>__<FIELD>` | one setting, e.g. `RUSTMON_CORE__SAMPLE_RATE=0.1` |
 ///
 /// # Examples
@@ -118,6 +124,8 @@ pub struct Builder {
     read_env: bool,
     #[cfg(feature = "otlp")]
     otlp: Option<rustmon_otlp::OtlpExporterBuilder>,
+    #[cfg(feature = "otlp")]
+    remote_config: Option<String>,
     shutdown_timeout: Duration,
 }
 
@@ -204,6 +212,14 @@ impl Builder {
         self
     }
 
+    /// Polls the collector whose API is at `api_url` (e.g. `http://127.0.0.1:7070`) for this
+    /// service's central configuration and applies it live (also `RUSTMON_API_URL`).
+    #[cfg(feature = "otlp")]
+    pub fn remote_config(mut self, api_url: impl Into<String>) -> Self {
+        self.remote_config = Some(api_url.into());
+        self
+    }
+
     /// How long dropping the [`Guard`] waits for the last events to be delivered (default 5 s).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
@@ -287,6 +303,8 @@ impl Builder {
             };
         }
         #[cfg(feature = "otlp")]
+        let remote_config = var("RUSTMON_API_URL").or(self.remote_config);
+        #[cfg(feature = "otlp")]
         {
             let otlp_on = match var("RUSTMON_OTLP") {
                 Some(v) => env::parse_bool("RUSTMON_OTLP", &v)?,
@@ -296,7 +314,14 @@ impl Builder {
                 mb = mb.listener(exporter.with_env(self.read_env).build()?);
             }
         }
-        Ok(mb.build()?)
+        let monitor = mb.build()?;
+        #[cfg(feature = "otlp")]
+        if let Some(url) = remote_config {
+            monitor
+                .register_plugin(rustmon_otlp::RemoteConfig::new(url))
+                .map_err(InitError::Plugin)?;
+        }
+        Ok(monitor)
     }
 
     /// Builds the monitor and installs it as the global one. Keep the guard alive for as long as
