@@ -1,0 +1,2 @@
+//! Placeholder; the benchmark comes with the bench commit.
+fn main() {}
