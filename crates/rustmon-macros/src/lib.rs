@@ -1,7 +1,9 @@
 //! The `#[monitor]` attribute: a rustmon event for each call of a sync or async function, like
 //! `tracing`'s `#[instrument]`.
 //!
-//! Applications use it through the facade as `#[rustmon::monitor]`; see [`macro@monitor`].
+//! Applications use it through the facade as `#[rustmon::monitor]` (the facade re-exports
+//! [`macro@facade_monitor`] under that name); crates that depend on `rustmon-core` directly use
+//! [`macro@monitor`].
 
 use proc_macro::TokenStream;
 use proc_macro2::{Delimiter, Group, Span, TokenStream as TokenStream2, TokenTree};
@@ -42,8 +44,8 @@ use syn::{Attribute, Expr, Ident, LitStr, Path, ReturnType, Signature, Token, Vi
 ///     floats, `bool`, `&'static str`, `String`), `%expr` for its `Display` string, `?expr` for
 ///     its `Debug` string; `fields(id)` is short for `fields(id = id)`. The expressions are
 ///     evaluated only when the event records (monitoring enabled), before the body runs.
-///   - `crate = "path"`: where the core crate is (default `::rustmon_core`), e.g.
-///     `crate = "rustmon::core"` when only the facade is a dependency.
+///   - `crate = "path"`: where the core crate is: by default `::rustmon_core` for this macro and
+///     `::rustmon::core` for [`macro@facade_monitor`] (`rustmon::monitor`).
 /// - **Cost.** With monitoring disabled a call costs one relaxed atomic load and a few branches;
 ///   the `fields` expressions are not evaluated.
 /// - Functions returning `impl Future` without being `async fn` are timed as sync functions: the
@@ -76,10 +78,35 @@ use syn::{Attribute, Expr, Ident, LitStr, Path, ReturnType, Signature, Token, Vi
 /// ```
 #[proc_macro_attribute]
 pub fn monitor(args: TokenStream, item: TokenStream) -> TokenStream {
-    expand(args.into(), item.into()).into()
+    expand(args.into(), item.into(), CORE_PATH).into()
 }
 
-fn expand(args: TokenStream2, item: TokenStream2) -> TokenStream2 {
+/// [`macro@monitor`] as the `rustmon` facade re-exports it, `#[rustmon::monitor]`: the same
+/// attribute, whose generated code names the core crate `::rustmon::core`, so that an application
+/// depending only on `rustmon` needs nothing else.
+///
+/// # Contract
+/// Everything [`macro@monitor`] documents, except the default of the `crate` option.
+///
+/// # Examples
+/// ```ignore
+/// // Cargo.toml: rustmon = "…"
+/// #[rustmon::monitor(kind = "database", fields(user.id = id))]
+/// fn load_user(id: u64) -> Option<User> {
+///     /* … */
+/// }
+/// ```
+#[proc_macro_attribute]
+pub fn facade_monitor(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand(args.into(), item.into(), FACADE_PATH).into()
+}
+
+/// The default path of the core crate, for [`macro@monitor`].
+const CORE_PATH: &str = "::rustmon_core";
+/// The default path of the core crate, for [`macro@facade_monitor`].
+const FACADE_PATH: &str = "::rustmon::core";
+
+fn expand(args: TokenStream2, item: TokenStream2, default_path: &str) -> TokenStream2 {
     let args = match Args::parse_terminated.parse2(args) {
         Ok(args) => args,
         // Keep the function so that its callers do not report errors of their own.
@@ -89,7 +116,7 @@ fn expand(args: TokenStream2, item: TokenStream2) -> TokenStream2 {
         Ok(f) => f,
         Err(e) => return with_item(e, item),
     };
-    generate(args, func)
+    generate(args, func, default_path)
 }
 
 fn with_item(error: syn::Error, item: TokenStream2) -> TokenStream2 {
@@ -281,10 +308,15 @@ impl Parse for Field {
 
 /// A function, or a method in an `impl` or a trait; its body is kept as tokens, unparsed.
 struct MaybeItemFn {
+    /// Outer attributes, and the body's inner attributes (`#![allow(..)]`) turned into outer ones,
+    /// because the body is moved into blocks and closures where inner attributes are not allowed.
     attrs: Vec<Attribute>,
     vis: Visibility,
     sig: Signature,
+    /// The body without its inner attributes, braces included.
     body: Group,
+    /// The body's statements, without braces or inner attributes.
+    stmts: TokenStream2,
 }
 
 impl Parse for MaybeItemFn {
@@ -298,24 +330,41 @@ impl Parse for MaybeItemFn {
                 "#[monitor] needs a function with a body",
             ));
         }
-        let body: Group = input.parse()?;
-        if body.delimiter() != Delimiter::Brace {
-            return Err(syn::Error::new(body.span(), "expected the function body"));
+        let braced: Group = input.parse()?;
+        if braced.delimiter() != Delimiter::Brace {
+            return Err(syn::Error::new(braced.span(), "expected the function body"));
         }
         if !input.is_empty() {
             return Err(input.error("unexpected tokens after the function"));
         }
+        let (inner, stmts) = (|body: ParseStream<'_>| {
+            let inner = body.call(Attribute::parse_inner)?;
+            Ok((inner, body.parse::<TokenStream2>()?))
+        })
+        .parse2(braced.stream())?;
+        let mut attrs = attrs;
+        attrs.extend(inner.into_iter().map(|mut a| {
+            a.style = syn::AttrStyle::Outer;
+            a
+        }));
+        let mut body = Group::new(Delimiter::Brace, stmts.clone());
+        body.set_span(braced.span());
         Ok(MaybeItemFn {
             attrs,
             vis,
             sig,
             body,
+            stmts,
         })
     }
 }
 
-/// Whether a return type can be written as a `let` type annotation (no `impl Trait` in it).
+/// Whether a return type can be written as a `let` type annotation: no `impl Trait` in it, and
+/// not `!` (unstable in that position).
 fn nameable(ty: &syn::Type) -> bool {
+    if matches!(ty, syn::Type::Never(_)) {
+        return false;
+    }
     fn walk(tokens: TokenStream2) -> bool {
         tokens.into_iter().all(|t| match t {
             TokenTree::Ident(i) => i != "impl",
@@ -326,16 +375,21 @@ fn nameable(ty: &syn::Type) -> bool {
     walk(ty.to_token_stream())
 }
 
-fn generate(args: Args, func: MaybeItemFn) -> TokenStream2 {
+fn generate(args: Args, func: MaybeItemFn, default_path: &str) -> TokenStream2 {
     let MaybeItemFn {
         attrs,
         vis,
         sig,
         body,
+        stmts,
     } = func;
-    let krate = args
-        .krate
-        .unwrap_or_else(|| syn::parse_quote!(::rustmon_core));
+    let krate = match args.krate {
+        Some(path) => path,
+        None => match syn::parse_str::<Path>(default_path) {
+            Ok(path) => path,
+            Err(e) => return e.to_compile_error(),
+        },
+    };
     let name = args
         .name
         .unwrap_or_else(|| LitStr::new(&sig.ident.unraw().to_string(), sig.ident.span()));
@@ -453,12 +507,14 @@ fn generate(args: Args, func: MaybeItemFn) -> TokenStream2 {
             let #entered = #guard.0.as_ref().map(#krate::Event::enter);
         };
         match &record_error {
-            // The event is finished when the guard drops, after the body's value is computed.
+            // The body's statements follow ours in the same block, so that its value, coercions,
+            // divergence and lints are exactly those of the original function; its locals drop
+            // first, then the context is restored and the guard finishes the event.
             None => quote! {
                 #start
                 #guard_setup
                 #enter
-                #body
+                #stmts
             },
             Some(record) => quote! {
                 #start
@@ -491,7 +547,7 @@ mod tests {
     use super::*;
 
     fn expand_str(args: &str, item: &str) -> String {
-        expand(args.parse().unwrap(), item.parse().unwrap()).to_string()
+        expand(args.parse().unwrap(), item.parse().unwrap(), CORE_PATH).to_string()
     }
 
     fn error_of(args: &str, item: &str) -> String {
@@ -541,5 +597,14 @@ mod tests {
         assert!(out.contains("record_error"));
         let out = expand_str("crate = crate::x", "async fn f() -> impl Sized {}");
         assert!(out.contains("crate :: x :: Event"), "{out}");
+        let out = expand(
+            "".parse().unwrap(),
+            "fn f() {}".parse().unwrap(),
+            FACADE_PATH,
+        );
+        assert!(
+            out.to_string().contains(":: rustmon :: core :: Event"),
+            "{out}"
+        );
     }
 }

@@ -488,3 +488,67 @@ fn the_crate_path_can_be_overridden() {
     via_alias();
     flush().expect("via_alias").one();
 }
+
+// ---- bodies and return types that must expand without warnings or type errors ----
+
+trait Shape {
+    fn area(&self) -> f64;
+}
+
+struct Square;
+
+impl Shape for Square {
+    fn area(&self) -> f64 {
+        1.0
+    }
+}
+
+#[monitor]
+fn identity(n: u64) -> u64 {
+    n
+}
+
+#[monitor]
+fn coerced() -> Option<Box<dyn Shape>> {
+    Some(Box::new(Square))
+}
+
+#[monitor]
+fn opaque_shape() -> impl Shape {
+    Square
+}
+
+#[monitor]
+fn diverges() -> ! {
+    panic!("never returns")
+}
+
+#[monitor]
+fn inner_attributes() -> u8 {
+    #![allow(unused_variables)]
+    let unused = 1;
+    2
+}
+
+#[monitor(err)]
+async fn inner_attributes_async() -> Result<u8, String> {
+    #![allow(unused_variables)]
+    let unused = 1;
+    Ok(2)
+}
+
+#[test]
+fn return_types_keep_their_coercions() {
+    assert_eq!(inner_attributes(), 2);
+    assert_eq!(runtime().block_on(inner_attributes_async()), Ok(2));
+    capture();
+    assert_eq!(identity(4), 4);
+    assert_eq!(coerced().map(|s| s.area()), Some(1.0));
+    assert_eq!(opaque_shape().area(), 1.0);
+    assert!(std::panic::catch_unwind(|| diverges()).is_err());
+    let c = flush();
+    for name in ["identity", "coerced", "opaque_shape"] {
+        c.expect(name).status(Status::Unset).one();
+    }
+    c.expect("diverges").status(Status::Error).one();
+}
