@@ -314,7 +314,8 @@ fn acquire() -> Option<&'static Block> {
     }
     let seed = (block as *const Block as u64) ^ SEEDS.fetch_add(0x9E37_79B9_7F4A_7C15, Relaxed);
     block.rng.store(seed | 1, Relaxed);
-    block.countdown.store(0, Relaxed);
+    // A fresh distance, so a thread's first allocation is not sampled on purpose.
+    block.countdown.store(next_interval(block), Relaxed);
     let _ = LOCAL.try_with(|l| l.set(block as *const Block));
     INSTALLED.store(true, Relaxed);
     Some(block)
