@@ -28,14 +28,100 @@ pub struct SpanContext {
     pub remote: bool,
 }
 
-thread_local! {
-    static CURRENT: Cell<Option<SpanContext>> = const { Cell::new(None) };
+/// Per-thread state: the current context, and whether monitoring is suppressed here.
+#[derive(Copy, Clone)]
+struct State {
+    current: Option<SpanContext>,
+    suppressed: bool,
 }
 
-/// The current context of this thread, if any.
+thread_local! {
+    static STATE: Cell<State> = const { Cell::new(State { current: None, suppressed: false }) };
+}
+
+/// The current context of this thread, if any (`None` also while the thread is being torn down).
 #[inline]
 pub fn current() -> Option<SpanContext> {
-    CURRENT.with(Cell::get)
+    STATE.try_with(|s| s.get().current).ok().flatten()
+}
+
+/// The parent for a new event: `Some(current())`, or `None` when monitoring is suppressed on
+/// this thread. One thread-local read for both.
+#[inline]
+pub(crate) fn parent_for_new_event() -> Option<Option<SpanContext>> {
+    match STATE.try_with(Cell::get) {
+        Ok(State {
+            suppressed: false,
+            current,
+        }) => Some(current),
+        _ => None,
+    }
+}
+
+/// Sets the current context without a guard; returns the previous one. Prefer [`attach`];
+/// this is for integrations whose enter and exit are separate callbacks (e.g. a `tracing` layer).
+#[inline]
+pub fn replace(ctx: Option<SpanContext>) -> Option<SpanContext> {
+    STATE
+        .try_with(|s| {
+            let mut state = s.get();
+            let previous = std::mem::replace(&mut state.current, ctx);
+            s.set(state);
+            previous
+        })
+        .ok()
+        .flatten()
+}
+
+/// Suppresses monitoring on this thread until the guard drops: events started here are inert.
+/// Exporters use it so that their own network calls are never monitored.
+///
+/// # Examples
+/// ```
+/// use rustmon_core::{context, Event, Kind, Monitor};
+/// let monitor = Monitor::builder("svc").build().unwrap();
+/// let _quiet = context::suppress();
+/// assert!(!monitor.start_event(Kind::Client, "POST /v1/traces").is_recording());
+/// # drop(_quiet);
+/// # monitor.shutdown(std::time::Duration::from_secs(1));
+/// ```
+pub fn suppress() -> SuppressGuard {
+    let previous = STATE
+        .try_with(|s| {
+            let mut state = s.get();
+            let previous = std::mem::replace(&mut state.suppressed, true);
+            s.set(state);
+            previous
+        })
+        .unwrap_or(true);
+    SuppressGuard {
+        previous,
+        _not_send: PhantomData,
+    }
+}
+
+/// Whether monitoring is suppressed on this thread (see [`suppress`]).
+#[inline]
+pub fn is_suppressed() -> bool {
+    STATE.try_with(|s| s.get().suppressed).unwrap_or(true)
+}
+
+/// Ends a [`suppress`] scope when dropped.
+#[must_use = "monitoring is suppressed only while the guard lives"]
+#[derive(Debug)]
+pub struct SuppressGuard {
+    previous: bool,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Drop for SuppressGuard {
+    fn drop(&mut self) {
+        let _ = STATE.try_with(|s| {
+            let mut state = s.get();
+            state.suppressed = self.previous;
+            s.set(state);
+        });
+    }
 }
 
 /// Makes `ctx` current until the returned guard is dropped; the previous context comes back then.
@@ -57,7 +143,7 @@ pub fn current() -> Option<SpanContext> {
 #[inline]
 pub fn attach(ctx: Option<SpanContext>) -> ContextGuard {
     ContextGuard {
-        previous: CURRENT.with(|c| c.replace(ctx)),
+        previous: replace(ctx),
         _not_send: PhantomData,
     }
 }
@@ -73,7 +159,7 @@ pub struct ContextGuard {
 impl Drop for ContextGuard {
     #[inline]
     fn drop(&mut self) {
-        CURRENT.with(|c| c.set(self.previous));
+        replace(self.previous);
     }
 }
 

@@ -240,7 +240,10 @@ impl Event {
         if !monitor::global_enabled() {
             return Event::inert();
         }
-        Event::start_global(kind, name.into(), context::current())
+        match context::parent_for_new_event() {
+            Some(parent) => Event::start_global(kind, name.into(), parent),
+            None => Event::inert(),
+        }
     }
 
     /// Starts an event on the global monitor with an explicit parent (`None`: a new trace).
@@ -250,7 +253,7 @@ impl Event {
         name: impl Into<Cow<'static, str>>,
         parent: Option<SpanContext>,
     ) -> Event {
-        if !monitor::global_enabled() {
+        if !monitor::global_enabled() || context::is_suppressed() {
             return Event::inert();
         }
         Event::start_global(kind, name.into(), parent)

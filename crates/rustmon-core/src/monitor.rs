@@ -510,7 +510,15 @@ impl Monitor {
     /// Starts an event recorded by this monitor, as a child of the current context.
     #[inline]
     pub fn start_event(&self, kind: Kind, name: impl Into<Cow<'static, str>>) -> Event {
-        self.start_event_with_parent(kind, name, crate::context::current())
+        if !self.is_enabled() {
+            return Event::inert();
+        }
+        match crate::context::parent_for_new_event() {
+            Some(parent) => {
+                Event::begin(self, Sink::Monitor(self.clone()), kind, name.into(), parent)
+            }
+            None => Event::inert(),
+        }
     }
 
     /// Starts an event recorded by this monitor with an explicit parent (`None`: a new trace).
@@ -521,7 +529,7 @@ impl Monitor {
         name: impl Into<Cow<'static, str>>,
         parent: Option<SpanContext>,
     ) -> Event {
-        if !self.is_enabled() {
+        if !self.is_enabled() || crate::context::is_suppressed() {
             return Event::inert();
         }
         Event::begin(self, Sink::Monitor(self.clone()), kind, name.into(), parent)

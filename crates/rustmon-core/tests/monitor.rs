@@ -484,3 +484,29 @@ fn global_monitor_and_segments() {
     assert!(!Event::start(Kind::Custom, "after-disable").is_recording());
     m.shutdown(FLUSH);
 }
+
+#[test]
+fn suppression_makes_events_on_this_thread_inert() {
+    let capture = Capture::new();
+    let m = monitor_with(&capture);
+    {
+        let _quiet = context::suppress();
+        assert!(context::is_suppressed());
+        assert!(!m.start_event(Kind::Client, "exporter-call").is_recording());
+        assert!(
+            !m.start_event_with_parent(Kind::Client, "exporter-call", None)
+                .is_recording()
+        );
+        // Other threads are unaffected.
+        let m2 = m.clone();
+        std::thread::spawn(move || m2.start_event(Kind::Custom, "other-thread").finish())
+            .join()
+            .unwrap();
+    }
+    assert!(!context::is_suppressed());
+    m.start_event(Kind::Custom, "after").finish();
+    assert!(m.flush(FLUSH));
+    capture.expect("exporter-call").none();
+    capture.expect("other-thread").one();
+    capture.expect("after").one();
+}

@@ -496,9 +496,9 @@ impl Worker {
     }
 
     fn run(self) {
-        // The exporter's own work is never monitored: no current context on this thread, so
-        // nothing an HTTP integration might record here joins an application trace.
-        let _no_context = rustmon_core::context::attach(None);
+        // The exporter's own work is never monitored: events started on this thread (say by an
+        // instrumented HTTP client) are inert.
+        let _quiet = rustmon_core::context::suppress();
         loop {
             let request = {
                 let mut st = self.shared.lock();

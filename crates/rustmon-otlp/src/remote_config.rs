@@ -201,6 +201,8 @@ struct Document {
 
 impl Poller {
     fn run(self) {
+        // The poller's own HTTP calls are never monitored.
+        let _quiet = rustmon_core::context::suppress();
         let mut etag: Option<String> = None;
         loop {
             let settings = (**self.settings.get()).clone();

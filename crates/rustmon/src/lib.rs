@@ -30,7 +30,7 @@ pub use rustmon_core::{
     segment,
 };
 #[cfg(feature = "macros")]
-pub use rustmon_macros::monitor;
+pub use rustmon_macros::facade_monitor as monitor;
 #[cfg(feature = "otlp")]
 pub use rustmon_otlp as otlp;
 #[cfg(feature = "tracing")]
