@@ -384,6 +384,22 @@ impl Event {
         self
     }
 
+    /// Tags the event with the plugin that records it, in place.
+    pub fn set_plugin(&mut self, plugin: &'static str) -> &mut Self {
+        if let Some(live) = &mut self.live {
+            live.record.plugin = plugin;
+        }
+        self
+    }
+
+    /// Changes the kind, e.g. once a bridged span says what it is.
+    pub fn set_kind(&mut self, kind: Kind) -> &mut Self {
+        if let Some(live) = &mut self.live {
+            live.record.kind = kind;
+        }
+        self
+    }
+
     /// Sets how the operation ended.
     #[inline]
     pub fn set_status(&mut self, status: Status) -> &mut Self {
