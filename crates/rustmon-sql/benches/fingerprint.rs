@@ -1,0 +1,30 @@
+//! Fingerprinting cost: a typical 200-byte statement, uncached (lexing, extraction) and cached.
+//!
+//! | date | machine | command | uncached (`Fingerprint::new`) | `fingerprint` only | cached |
+//! |---|---|---|---|---|---|
+//! | (filled in below by the session that ran it) | | | | | |
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use rustmon_sql::{Dialect, Fingerprint, FingerprintCache, fingerprint};
+
+const STMT: &str = "SELECT o.id, o.total, c.email FROM orders o JOIN customers c ON c.id = o.customer_id \
+WHERE o.status = 'paid' AND o.created_at > '2024-06-01' AND c.country IN ('DE', 'FR', 'NL') ORDER BY o.id LIMIT 50";
+
+fn bench(c: &mut Criterion) {
+    assert!((190..=210).contains(&STMT.len()), "{}", STMT.len());
+    c.bench_function("fingerprint_200b", |b| {
+        b.iter(|| fingerprint(black_box(STMT), Dialect::Postgres))
+    });
+    c.bench_function("fingerprint_new_200b_uncached", |b| {
+        b.iter(|| Fingerprint::new(black_box(STMT), Dialect::Postgres))
+    });
+    let cache = FingerprintCache::new(1024);
+    c.bench_function("fingerprint_200b_cached", |b| {
+        b.iter(|| cache.get(black_box(STMT), Dialect::Postgres))
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
