@@ -1,2 +1,130 @@
-//! Placeholder; the benchmark comes with the bench commit.
-fn main() {}
+//! The tracking allocator's cost on an allocation-heavy workload, and the cost of one sampling
+//! tick. One binary can install one global allocator, so every allocator variant runs through the
+//! same `TrackingAllocator` switched at run time:
+//! - `off`: forwards to the system allocator at once (one relaxed load per call): the baseline;
+//! - `counting`: exact per-thread counters (the default mode);
+//! - `sampling`: counters plus sampled profiling at the default rate (one sample per 512 KiB).
+//!
+//! Workload: 2 threads, each running `unit()` (small `Vec`/`String`/`Box` allocations, freed at
+//! once) `iters` times; time per iteration is wall time, so per-allocation costs are per thread.
+//!
+//! Run: `cargo bench -p rustmon-runtime --bench runtime`
+//!
+//! Results (2026-11-28, the 2-core development machine, shared; medians; see README):
+//!
+//! | bench | time | per allocation |
+//! |---|---|---|
+//! | RESULTS | filled | in by the run |
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use rustmon_runtime::heap::{self, HeapMode};
+use rustmon_runtime::{RuntimeConfig, RuntimeSampler, TrackingAllocator};
+
+#[global_allocator]
+static GLOBAL: TrackingAllocator = TrackingAllocator::system();
+
+/// Small allocations of the usual kinds, freed at once.
+#[inline(never)]
+fn unit(i: u64) -> usize {
+    let mut n = 0;
+    let v: Vec<u64> = vec![i; 4];
+    n += v.len();
+    let s = format!("user-{i}");
+    n += s.len();
+    let b = Box::new([i; 6]);
+    n += b.len();
+    let mut grow = Vec::new();
+    for j in 0..12_u64 {
+        grow.push(j ^ i); // 4, 8, 16: one allocation and two reallocations
+    }
+    n += grow.len();
+    let t = String::from("a short string").to_uppercase();
+    n += t.len();
+    black_box(n)
+}
+
+/// Allocator calls (allocations + reallocations) per `unit()`, counted exactly.
+fn calls_per_unit() -> u64 {
+    heap::set_mode(HeapMode::Counting);
+    let before = heap::thread_stats();
+    for i in 0..1000 {
+        unit(i);
+    }
+    let after = heap::thread_stats();
+    (after.allocated_objects - before.allocated_objects) / 1000
+}
+
+fn two_threads(iters: u64) -> Duration {
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..2_u64 {
+            s.spawn(move || {
+                for i in 0..iters {
+                    unit(i.wrapping_mul(t + 1));
+                }
+            });
+        }
+    });
+    start.elapsed()
+}
+
+fn alloc(c: &mut Criterion) {
+    let per_unit = calls_per_unit();
+    eprintln!("allocator calls per unit: {per_unit}");
+    let mut g = c.benchmark_group("alloc");
+    g.throughput(Throughput::Elements(per_unit));
+    g.sample_size(30);
+    g.warm_up_time(Duration::from_secs(1));
+    g.measurement_time(Duration::from_secs(4));
+    for (name, mode) in [
+        ("off", HeapMode::Off),
+        ("counting", HeapMode::Counting),
+        ("sampling", HeapMode::Sampling),
+    ] {
+        heap::set_sample_bytes(heap::DEFAULT_SAMPLE_BYTES);
+        g.bench_function(name, |b| {
+            heap::set_mode(mode);
+            b.iter_custom(two_threads);
+        });
+    }
+    heap::set_mode(HeapMode::Counting);
+    g.finish();
+    let s = heap::sampler_stats();
+    eprintln!(
+        "samples taken: {}, sites: {}, tracked: {}",
+        s.samples, s.sites, s.tracked
+    );
+}
+
+fn tick(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .expect("a runtime");
+    let mut sampler = RuntimeSampler::new();
+    sampler.add_tokio_runtime("app", rt.handle().clone());
+    let process_and_tokio = RuntimeConfig {
+        threads: false,
+        heap: false,
+        ..RuntimeConfig::default()
+    };
+    let mut g = c.benchmark_group("tick");
+    g.sample_size(50);
+    g.warm_up_time(Duration::from_secs(1));
+    g.measurement_time(Duration::from_secs(3));
+    g.bench_function("process+tokio", |b| {
+        b.iter(|| black_box(sampler.sample(&process_and_tokio)))
+    });
+    g.bench_function("all", |b| {
+        b.iter(|| black_box(sampler.sample(&RuntimeConfig::default())))
+    });
+    g.finish();
+    let n = sampler.sample(&RuntimeConfig::default()).len();
+    eprintln!("metrics per full tick: {n}");
+}
+
+criterion_group!(benches, alloc, tick);
+criterion_main!(benches);

@@ -1,5 +1,5 @@
-//! Process metrics from cheap sources: on Linux `/proc/self/{stat,statm,status,fd,task}`, read
-//! directly (no full system refresh). Elsewhere [`ProcessSampler::sample`] reports
+//! Process metrics from cheap sources: on Linux `getrusage` and `/proc/self/{stat,statm,fd,task}`,
+//! read directly through kept-open handles (no full system refresh). Elsewhere [`ProcessSampler::sample`] reports
 //! [`RuntimeError::Unavailable`].
 
 use crate::RuntimeError;
@@ -19,9 +19,9 @@ pub struct ProcessSample {
     pub threads: u64,
     /// Open file descriptors.
     pub open_fds: u64,
-    /// Voluntary context switches (the thread waited), summed over the process's threads.
+    /// Voluntary context switches (a thread waited), summed over all the process's threads.
     pub voluntary_ctxt_switches: u64,
-    /// Involuntary context switches (the thread was preempted), summed over the process's threads.
+    /// Involuntary context switches (a thread was preempted), summed over all its threads.
     pub involuntary_ctxt_switches: u64,
     /// When the process started, ns since the Unix epoch (0 if unknown).
     pub start_unix_nanos: u64,
@@ -39,6 +39,12 @@ pub struct ProcessSample {
 #[derive(Debug, Default)]
 pub struct ProcessSampler {
     buf: String,
+    #[cfg(target_os = "linux")]
+    bytes: Vec<u8>,
+    #[cfg(target_os = "linux")]
+    stat: Option<std::fs::File>,
+    #[cfg(target_os = "linux")]
+    statm: Option<std::fs::File>,
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     start_unix_nanos: Option<u64>,
 }
@@ -122,33 +128,91 @@ mod linux {
         if v > 0 { v as u64 } else { fallback }
     }
 
+    /// Reads a small `/proc` file through a kept-open handle (one `pread` instead of
+    /// open/read/close; the kernel regenerates the content at offset 0).
+    fn read_kept(
+        path: &'static str,
+        file: &mut Option<std::fs::File>,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), RuntimeError> {
+        use std::os::unix::fs::FileExt;
+        let io = |source| RuntimeError::Io { path, source };
+        if file.is_none() {
+            *file = Some(std::fs::File::open(path).map_err(io)?);
+        }
+        let Some(f) = file.as_ref() else {
+            return Ok(());
+        };
+        buf.clear();
+        buf.resize(4096, 0);
+        let mut len = 0;
+        loop {
+            if len == buf.len() {
+                buf.resize(len * 2, 0);
+            }
+            match f.read_at(&mut buf[len..], len as u64) {
+                Ok(0) => break,
+                Ok(n) => len += n,
+                Err(e) => {
+                    *file = None;
+                    return Err(io(e));
+                }
+            }
+        }
+        buf.truncate(len);
+        Ok(())
+    }
+
     pub(super) fn sample(s: &mut ProcessSampler) -> Result<ProcessSample, RuntimeError> {
         let ticks = sysconf(libc::_SC_CLK_TCK, 100) as f64;
         let page = sysconf(libc::_SC_PAGESIZE, 4096);
         let mut out = ProcessSample::default();
 
-        read_into("/proc/self/stat", &mut s.buf)?;
-        // `pid (comm) state ...`: comm may hold spaces and parentheses, so split after the last `)`.
-        let rest = s
-            .buf
-            .rfind(')')
-            .map(|i| &s.buf[i + 1..])
-            .ok_or_else(|| parse_err("/proc/self/stat", "no `)` after the command name"))?;
-        let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
-        // Field n of proc(5) is fields[n - 3].
-        let field = |n: usize| -> Result<u64, RuntimeError> {
-            fields
-                .get(n - 3)
-                .and_then(|f| f.parse().ok())
-                .ok_or_else(|| parse_err("/proc/self/stat", "missing or non-numeric field"))
-        };
-        out.cpu_user_s = field(14)? as f64 / ticks;
-        out.cpu_system_s = field(15)? as f64 / ticks;
-        out.threads = field(20)?;
-        let start_ticks = field(22)?;
+        // CPU times (µs resolution) and context switches, summed over every thread of the
+        // process including finished ones: one syscall.
+        // SAFETY: an all-zero `rusage` is a valid value of this plain C struct.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: `ru` is a valid, writable `rusage`.
+        if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+            return Err(RuntimeError::Io {
+                path: "getrusage",
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        out.cpu_user_s = secs(ru.ru_utime);
+        out.cpu_system_s = secs(ru.ru_stime);
+        out.voluntary_ctxt_switches = ru.ru_nvcsw as u64;
+        out.involuntary_ctxt_switches = ru.ru_nivcsw as u64;
 
-        read_into("/proc/self/statm", &mut s.buf)?;
-        let mut statm = s.buf.split_ascii_whitespace().map(|f| f.parse::<u64>());
+        read_kept("/proc/self/stat", &mut s.stat, &mut s.bytes)?;
+        let text =
+            std::str::from_utf8(&s.bytes).map_err(|_| parse_err("/proc/self/stat", "not UTF-8"))?;
+        // `pid (comm) state ...`: comm may hold spaces and parentheses, so split after the last `)`.
+        let rest = text
+            .rfind(')')
+            .map(|i| &text[i + 1..])
+            .ok_or_else(|| parse_err("/proc/self/stat", "no `)` after the command name"))?;
+        let mut threads = None;
+        let mut start_ticks = None;
+        // Field n of proc(5) is the (n - 2)th after the command name.
+        for (i, f) in rest.split_ascii_whitespace().enumerate() {
+            match i + 3 {
+                20 => threads = f.parse::<u64>().ok(),
+                22 => {
+                    start_ticks = f.parse::<u64>().ok();
+                    break;
+                }
+                _ => {}
+            }
+        }
+        out.threads = threads.ok_or_else(|| parse_err("/proc/self/stat", "missing num_threads"))?;
+        let start_ticks =
+            start_ticks.ok_or_else(|| parse_err("/proc/self/stat", "missing starttime"))?;
+
+        read_kept("/proc/self/statm", &mut s.statm, &mut s.bytes)?;
+        let text = std::str::from_utf8(&s.bytes).unwrap_or("");
+        let mut statm = text.split_ascii_whitespace().map(|f| f.parse::<u64>());
         match (statm.next(), statm.next()) {
             (Some(Ok(size)), Some(Ok(resident))) => {
                 out.virtual_bytes = size * page;
@@ -157,25 +221,17 @@ mod linux {
             _ => return Err(parse_err("/proc/self/statm", "expected size and resident")),
         }
 
-        read_into("/proc/self/status", &mut s.buf)?;
-        for line in s.buf.lines() {
-            let value = |l: &str| {
-                l.split_once(':')
-                    .and_then(|(_, v)| v.trim().parse::<u64>().ok())
-            };
-            if line.starts_with("voluntary_ctxt_switches:") {
-                out.voluntary_ctxt_switches = value(line).unwrap_or(0);
-            } else if line.starts_with("nonvoluntary_ctxt_switches:") {
-                out.involuntary_ctxt_switches = value(line).unwrap_or(0);
-            }
-        }
-
-        out.open_fds = std::fs::read_dir("/proc/self/fd")
-            .map_err(|source| RuntimeError::Io {
-                path: "/proc/self/fd",
-                source,
-            })?
-            .count() as u64;
+        // Since Linux 6.2 the size of /proc/self/fd is the number of open descriptors; count
+        // the entries on older kernels.
+        out.open_fds = match std::fs::metadata("/proc/self/fd") {
+            Ok(m) if m.len() > 0 => m.len(),
+            _ => std::fs::read_dir("/proc/self/fd")
+                .map_err(|source| RuntimeError::Io {
+                    path: "/proc/self/fd",
+                    source,
+                })?
+                .count() as u64,
+        };
 
         if s.start_unix_nanos.is_none() {
             read_into("/proc/stat", &mut s.buf)?;
