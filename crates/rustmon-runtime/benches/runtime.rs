@@ -5,10 +5,12 @@
 //! - `counting`: exact per-thread counters (the default mode);
 //! - `sampling`: counters plus sampled profiling at the default rate (one sample per 512 KiB).
 //!
-//! Workload: 2 threads, each running `unit()` (small `Vec`/`String`/`Box` allocations, freed at
+//! `system` (the `system` bench binary, no global allocator) is the plain system allocator.
+//!
+//! Workload (`benches/common`): 2 threads, each running `unit()` (small `Vec`/`String`/`Box` allocations, freed at
 //! once) `iters` times; time per iteration is wall time, so per-allocation costs are per thread.
 //!
-//! Run: `cargo bench -p rustmon-runtime --bench runtime`
+//! Run: `cargo bench -p rustmon-runtime` (both binaries)
 //!
 //! Results (2026-11-28, the 2-core development machine, shared; medians; see README):
 //!
@@ -16,8 +18,10 @@
 //! |---|---|---|
 //! | RESULTS | filled | in by the run |
 
+mod common;
+
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rustmon_runtime::heap::{self, HeapMode};
@@ -26,54 +30,20 @@ use rustmon_runtime::{RuntimeConfig, RuntimeSampler, TrackingAllocator};
 #[global_allocator]
 static GLOBAL: TrackingAllocator = TrackingAllocator::system();
 
-/// Small allocations of the usual kinds, freed at once.
-#[inline(never)]
-fn unit(i: u64) -> usize {
-    let mut n = 0;
-    let v: Vec<u64> = vec![i; 4];
-    n += v.len();
-    let s = format!("user-{i}");
-    n += s.len();
-    let b = Box::new([i; 6]);
-    n += b.len();
-    let mut grow = Vec::new();
-    for j in 0..12_u64 {
-        grow.push(j ^ i); // 4, 8, 16: one allocation and two reallocations
-    }
-    n += grow.len();
-    let t = String::from("a short string").to_uppercase();
-    n += t.len();
-    black_box(n)
-}
-
-/// Allocator calls (allocations + reallocations) per `unit()`, counted exactly.
+/// Allocator calls per `unit()`, counted exactly.
 fn calls_per_unit() -> u64 {
     heap::set_mode(HeapMode::Counting);
     let before = heap::thread_stats();
     for i in 0..1000 {
-        unit(i);
+        common::unit(i);
     }
     let after = heap::thread_stats();
     (after.allocated_objects - before.allocated_objects) / 1000
 }
 
-fn two_threads(iters: u64) -> Duration {
-    let start = Instant::now();
-    std::thread::scope(|s| {
-        for t in 0..2_u64 {
-            s.spawn(move || {
-                for i in 0..iters {
-                    unit(i.wrapping_mul(t + 1));
-                }
-            });
-        }
-    });
-    start.elapsed()
-}
-
 fn alloc(c: &mut Criterion) {
     let per_unit = calls_per_unit();
-    eprintln!("allocator calls per unit: {per_unit}");
+    assert_eq!(per_unit, common::CALLS_PER_UNIT, "allocator calls per unit");
     let mut g = c.benchmark_group("alloc");
     g.throughput(Throughput::Elements(per_unit));
     g.sample_size(30);
@@ -87,7 +57,7 @@ fn alloc(c: &mut Criterion) {
         heap::set_sample_bytes(heap::DEFAULT_SAMPLE_BYTES);
         g.bench_function(name, |b| {
             heap::set_mode(mode);
-            b.iter_custom(two_threads);
+            b.iter_custom(common::two_threads);
         });
     }
     heap::set_mode(HeapMode::Counting);

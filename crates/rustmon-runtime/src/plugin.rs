@@ -75,17 +75,21 @@ impl Plugin for RuntimePlugin {
     fn start(&mut self, ctx: PluginContext<RuntimeConfig>) -> Result<(), PluginError> {
         let mut sampler = self.sampler.take().unwrap_or_default();
         ctx.config.on_change(apply_heap_mode);
-        #[cfg(feature = "tokio")]
-        if sampler.tokio_runtimes() > 0 && !crate::tokio_rt::UNAVAILABLE.is_empty() {
-            eprintln!(
-                "rustmon-runtime: tokio metrics unavailable in this build (needs RUSTFLAGS=\"--cfg tokio_unstable\"): {}",
-                crate::tokio_rt::UNAVAILABLE.join(", ")
-            );
-        }
-        if !crate::process::ProcessSampler::available() {
-            eprintln!(
-                "rustmon-runtime: process and thread metrics are unavailable on this platform"
-            );
+        let missing = sampler.unavailable();
+        if !missing.is_empty() {
+            // One line, so nothing is silently absent.
+            let mut by_reason: Vec<(&str, Vec<&str>)> = Vec::new();
+            for (what, why) in missing {
+                match by_reason.iter_mut().find(|(r, _)| *r == why) {
+                    Some((_, names)) => names.push(what),
+                    None => by_reason.push((why, vec![what])),
+                }
+            }
+            let parts: Vec<String> = by_reason
+                .iter()
+                .map(|(why, names)| format!("{} ({why})", names.join(", ")))
+                .collect();
+            eprintln!("rustmon-runtime: unavailable: {}", parts.join("; "));
         }
         let stop = self.stop.clone();
         let monitor = ctx.monitor;
@@ -102,6 +106,10 @@ impl Plugin for RuntimePlugin {
     }
 
     fn stop(&mut self) {
+        // Nobody exports profiles any more: stop sampling, keep counting.
+        if heap::mode() == HeapMode::Sampling {
+            heap::set_mode(HeapMode::Counting);
+        }
         let (lock, cv) = &*self.stop;
         *lock.lock().unwrap_or_else(PoisonError::into_inner) = true;
         cv.notify_all();

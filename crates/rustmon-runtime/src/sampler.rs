@@ -135,6 +135,48 @@ impl RuntimeSampler {
         }
     }
 
+    /// What this sampler cannot report in this build and process, by metric name (or name
+    /// pattern), each with the reason: tokio's unstable metrics without `--cfg tokio_unstable`,
+    /// tokio metrics when no runtime is watched, heap metrics without the tracking allocator,
+    /// process metrics off Linux.
+    ///
+    /// # Examples
+    /// ```
+    /// let sampler = rustmon_runtime::RuntimeSampler::new();
+    /// // No tokio runtime added, no tracking allocator in this doctest:
+    /// let missing = sampler.unavailable();
+    /// assert!(missing.iter().any(|(what, _)| *what == "rustmon.heap.*"));
+    /// ```
+    pub fn unavailable(&self) -> Vec<(&'static str, &'static str)> {
+        let mut out = Vec::new();
+        if !ProcessSampler::available() {
+            out.push(("process.*", "not implemented on this platform"));
+            out.push(("rustmon.thread.count", "not implemented on this platform"));
+        }
+        if !heap::is_installed() {
+            out.push((
+                "rustmon.heap.*",
+                "the TrackingAllocator is not the global allocator",
+            ));
+            out.push((
+                "heap.profile",
+                "the TrackingAllocator is not the global allocator",
+            ));
+        }
+        if self.tokio_runtimes() == 0 {
+            out.push((
+                "tokio.*",
+                "no tokio runtime watched (create the plugin inside one, or add one)",
+            ));
+        } else {
+            #[cfg(feature = "tokio")]
+            for name in crate::tokio_rt::UNAVAILABLE {
+                out.push((name, "needs RUSTFLAGS=\"--cfg tokio_unstable\""));
+            }
+        }
+        out
+    }
+
     /// One reading of every part `config` enables.
     pub fn sample(&mut self, config: &RuntimeConfig) -> Vec<Metric> {
         let mut out = Vec::with_capacity(48);

@@ -100,10 +100,31 @@ fn task_counts_follow_spawned_tasks() {
 
 #[test]
 fn the_unavailable_metrics_are_named() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let mut sampler = RuntimeSampler::new();
+    let missing = sampler.unavailable();
+    assert!(
+        missing.iter().any(|(what, _)| *what == "tokio.*"),
+        "{missing:?}"
+    );
+    assert!(
+        missing.iter().any(|(what, _)| *what == "rustmon.heap.*"),
+        "{missing:?}"
+    );
+    sampler.add_tokio_runtime("app", rt.handle().clone());
+    let missing = sampler.unavailable();
+    assert!(!missing.iter().any(|(what, _)| *what == "tokio.*"));
+    let poll_count = missing
+        .iter()
+        .any(|(what, _)| *what == "tokio.worker.poll_count");
     if cfg!(tokio_unstable) {
         assert!(rustmon_runtime::TOKIO_UNAVAILABLE_METRICS.is_empty());
+        assert!(!poll_count);
     } else {
         assert!(rustmon_runtime::TOKIO_UNAVAILABLE_METRICS.contains(&"tokio.worker.poll_count"));
+        assert!(poll_count, "{missing:?}");
     }
 }
 
