@@ -207,6 +207,8 @@ fn version_str(v: Version) -> &'static str {
 
 const REDACTED: &str = "[REDACTED]";
 
+static TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+
 /// Records `headers` as `{prefix}{name}` attributes, as `config` allows.
 pub(crate) fn capture_headers(
     event: &mut Event,
@@ -302,7 +304,7 @@ impl<S, R: MatchRoute> MonitorService<S, R> {
         let name = self.shared.names.get(method, route.unwrap_or(UNMATCHED));
         let headers = req.headers();
         let parent = headers
-            .get("traceparent")
+            .get(&TRACEPARENT)
             .and_then(|v| v.to_str().ok())
             .and_then(SpanContext::from_traceparent)
             .or_else(context::current);

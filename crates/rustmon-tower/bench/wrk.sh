@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Load benchmark: hello-world servers under `wrk -t1 -c32` on 127.0.0.1, in one run.
+#
+#   crates/rustmon-tower/bench/wrk.sh            # axum: bare, rustmon, otel
+#   SUITE=actix crates/rustmon-tower/bench/wrk.sh  # actix-web: bare, rustmon
+#   DURATION=15 ROUNDS=3 NO_BUILD=1 ...            # knobs (defaults shown: 15 s, 3 rounds)
+#
+# Modes: (a) bare; (b) the rustmon layer/middleware with rustmon's OTLP exporter listener sending
+# to a local OTLP sink (examples/otlp_sink.rs, answers 200); (c) tower-http TraceLayer +
+# tracing-opentelemetry + the opentelemetry-otlp batch exporter sending to the same sink.
+# Rounds are interleaved (a b c a b c ...) and the median of each mode is reported, with its
+# ratio to bare. Needs the Debian package `wrk`.
+#
+# RESULTS_TABLE
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target-web}
+SUITE=${SUITE:-axum}
+DURATION=${DURATION:-15}
+ROUNDS=${ROUNDS:-3}
+PORT=${PORT:-18080}
+SINK_PORT=${SINK_PORT:-14318}
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+
+case "$SUITE" in
+  axum)
+    MODES="bare rustmon otel"
+    [ -n "${NO_BUILD:-}" ] || cargo build -q --release -p rustmon-tower --features axum --example wrk_axum --example otlp_sink
+    SERVER=$CARGO_TARGET_DIR/release/examples/wrk_axum ;;
+  actix)
+    MODES="bare rustmon"
+    [ -n "${NO_BUILD:-}" ] || { cargo build -q --release -p rustmon-tower --example otlp_sink;
+                                cargo build -q --release -p rustmon-actix --example wrk_actix; }
+    SERVER=$CARGO_TARGET_DIR/release/examples/wrk_actix ;;
+  *) echo "SUITE must be axum or actix" >&2; exit 2 ;;
+esac
+SINK=$CARGO_TARGET_DIR/release/examples/otlp_sink
+
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
+
+"$SINK" 127.0.0.1:$SINK_PORT 2>/dev/null & PIDS+=($!)
+wait_port $SINK_PORT
+
+# to microseconds: 123.45us | 1.23ms | 1.01s
+to_us() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) print n; else if (v ~ /ms$/) print n * 1000; else if (v ~ /s$/) print n * 1000000; else print n }'; }
+median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+
+TMP=$(mktemp -d)
+echo "# $(date -u +%FT%TZ) $(uname -m) $(nproc) cores; load before: $(uptime | sed 's/.*load average: //')"
+for round in $(seq "$ROUNDS"); do
+  for mode in $MODES; do
+    OTLP_ENDPOINT=http://127.0.0.1:$SINK_PORT "$SERVER" "$mode" 127.0.0.1:$PORT 2>/dev/null & pid=$!
+    wait_port $PORT
+    wrk -t1 -c32 -d2s http://127.0.0.1:$PORT/ >/dev/null          # warm-up
+    out=$(wrk -t1 -c32 -d"${DURATION}"s --latency http://127.0.0.1:$PORT/)
+    kill -INT $pid; wait $pid 2>/dev/null || true
+    rps=$(awk '/^Requests\/sec/ { print $2 }' <<<"$out")
+    p99=$(to_us "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
+    errs=$(awk '/Non-2xx|Socket errors/ { print }' <<<"$out")
+    echo "$rps" >>"$TMP/$mode.rps"; echo "$p99" >>"$TMP/$mode.p99"
+    printf 'round %s %-8s %10.0f req/s  p99 %8.0f us %s\n' "$round" "$mode" "$rps" "$p99" "$errs"
+  done
+done
+echo "# load after: $(uptime | sed 's/.*load average: //')"
+base_rps=$(median <"$TMP/bare.rps"); base_p99=$(median <"$TMP/bare.p99")
+echo
+echo "| $SUITE (wrk -t1 -c32 -d${DURATION}s, median of $ROUNDS) | req/s | vs bare | p99 | vs bare |"
+echo "|---|---:|---:|---:|---:|"
+for mode in $MODES; do
+  rps=$(median <"$TMP/$mode.rps"); p99=$(median <"$TMP/$mode.p99")
+  awk -v m="$mode" -v r="$rps" -v p="$p99" -v br="$base_rps" -v bp="$base_p99" \
+    'BEGIN { printf "| %s | %.0f | %.1f%% | %.0f us | %+.1f%% |\n", m, r, 100 * r / br, p, 100 * (p - bp) / bp }'
+done
+rm -rf "$TMP"
