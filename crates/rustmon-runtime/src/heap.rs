@@ -64,6 +64,9 @@ static INSTALLED: AtomicBool = AtomicBool::new(false);
 /// set_mode(HeapMode::Counting);
 /// ```
 pub fn set_mode(mode: HeapMode) {
+    if mode == HeapMode::Sampling {
+        reset_lock_after_fork();
+    }
     MODE.store(
         match mode {
             HeapMode::Off => 0,
@@ -314,6 +317,7 @@ fn acquire() -> Option<&'static Block> {
     }
     let seed = (block as *const Block as u64) ^ SEEDS.fetch_add(0x9E37_79B9_7F4A_7C15, Relaxed);
     block.rng.store(seed | 1, Relaxed);
+    block.busy.store(false, Relaxed);
     // A fresh distance, so a thread's first allocation is not sampled on purpose.
     block.countdown.store(next_interval(block), Relaxed);
     let _ = LOCAL.try_with(|l| l.set(block as *const Block));
@@ -529,6 +533,23 @@ pub fn allocations_on_this_thread() -> u64 {
 
 // ---------------------------------------------------------------------------------------------
 // Sampling.
+
+/// A child forked while another thread held the sampling lock would wait for it forever: the
+/// child starts with the lock free (the tables may hold one half-written entry, which only costs
+/// accuracy).
+fn reset_lock_after_fork() {
+    #[cfg(unix)]
+    {
+        static REGISTERED: AtomicBool = AtomicBool::new(false);
+        extern "C" fn child() {
+            LOCK.store(false, Release);
+        }
+        if !REGISTERED.swap(true, Relaxed) {
+            // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+            unsafe { libc::pthread_atfork(None, None, Some(child)) };
+        }
+    }
+}
 
 /// A tiny spin lock: held only for a few stores, never across an allocation or a stack walk.
 static LOCK: AtomicBool = AtomicBool::new(false);

@@ -14,6 +14,7 @@ pub const UNAVAILABLE: &[&str] = if cfg!(tokio_unstable) {
     &[]
 } else {
     &[
+        "tokio.poll.duration",
         "tokio.worker.poll_count",
         "tokio.worker.steal_count",
         "tokio.worker.local_queue.depth",
@@ -33,6 +34,10 @@ pub(crate) struct Watched {
     pub(crate) handle: Handle,
     last_busy: Vec<Duration>,
     last_at: Option<std::time::Instant>,
+    #[cfg(tokio_unstable)]
+    last_histogram: Vec<u64>,
+    #[cfg(tokio_unstable)]
+    last_ns: u64,
 }
 
 impl Watched {
@@ -42,12 +47,17 @@ impl Watched {
             handle,
             last_busy: Vec::new(),
             last_at: None,
+            #[cfg(tokio_unstable)]
+            last_histogram: Vec::new(),
+            #[cfg(tokio_unstable)]
+            last_ns: rustmon_core::now_unix_nanos(),
         }
     }
 
     pub(crate) fn collect(&mut self, start_ns: u64, now_ns: u64, out: &mut Vec<Metric>) {
         let m = self.handle.metrics();
-        let rt = || vec![KeyValue::new("tokio.runtime", self.name.clone())];
+        let name = self.name.clone();
+        let rt = || vec![KeyValue::new("tokio.runtime", name.clone())];
         let workers = m.num_workers();
         out.push(gauge(
             "tokio.workers",
@@ -209,6 +219,68 @@ impl Watched {
                 now_ns,
                 m.blocking_queue_depth() as i64,
             ));
+            if m.poll_time_histogram_enabled() {
+                let h = self.poll_histogram(&m, workers);
+                out.push(Metric {
+                    name: "tokio.poll.duration".into(),
+                    description: "Task poll durations over the interval, all workers (tokio's buckets, re-bucketed at their midpoints)".into(),
+                    unit: "s".into(),
+                    attributes: rt(),
+                    start_unix_nanos: self.last_ns,
+                    time_unix_nanos: now_ns,
+                    data: rustmon_core::metrics::MetricData::Histogram(h),
+                });
+            }
+            self.last_ns = now_ns;
         }
+    }
+
+    /// The poll-time histogram's growth since the last reading, summed over workers, as an
+    /// exponential histogram (each tokio bucket's count placed at the bucket's midpoint).
+    #[cfg(tokio_unstable)]
+    fn poll_histogram(
+        &mut self,
+        m: &tokio::runtime::RuntimeMetrics,
+        workers: usize,
+    ) -> rustmon_core::metrics::ExpHistogram {
+        use rustmon_core::metrics::ExpHistogram;
+        let buckets = m.poll_time_histogram_num_buckets();
+        self.last_histogram.resize(workers * buckets, 0);
+        let mut h = ExpHistogram::default();
+        let mut by_index: std::collections::BTreeMap<i32, u64> = std::collections::BTreeMap::new();
+        for b in 0..buckets {
+            let range = m.poll_time_histogram_bucket_range(b);
+            // The last bucket is open-ended: place it at its start.
+            let mid = if range.end >= Duration::from_secs(3600) {
+                range.start
+            } else {
+                (range.start + range.end) / 2
+            };
+            let v = mid.as_secs_f64().max(1e-9);
+            let mut delta = 0;
+            for w in 0..workers {
+                let c = m.poll_time_histogram_bucket_count(w, b);
+                let slot = &mut self.last_histogram[w * buckets + b];
+                delta += c.saturating_sub(*slot);
+                *slot = c;
+            }
+            if delta > 0 {
+                h.count += delta;
+                h.sum += v * delta as f64;
+                h.min = h.min.min(v);
+                h.max = h.max.max(v);
+                *by_index.entry(h.index(v)).or_default() += delta;
+            }
+        }
+        if let (Some((&first, _)), Some((&last, _))) =
+            (by_index.first_key_value(), by_index.last_key_value())
+        {
+            h.offset = first;
+            h.counts = vec![0; (last - first + 1) as usize];
+            for (i, c) in by_index {
+                h.counts[(i - first) as usize] += c;
+            }
+        }
+        h
     }
 }

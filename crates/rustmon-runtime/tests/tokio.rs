@@ -217,3 +217,48 @@ fn a_cancelled_request_is_still_recorded() {
         .one();
     assert!(monitor.shutdown(WAIT));
 }
+
+/// Run with `RUSTFLAGS="--cfg tokio_unstable"`.
+#[cfg(tokio_unstable)]
+#[test]
+fn unstable_metrics_are_reported_with_tokio_unstable() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_metrics_poll_time_histogram()
+        .build()
+        .unwrap();
+    let mut sampler = RuntimeSampler::new();
+    sampler.add_tokio_runtime("app", rt.handle().clone());
+    sampler.sample(&config());
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..100)
+            .map(|i| tokio::spawn(async move { std::hint::black_box(i) }))
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    let m = sampler.sample(&config());
+    assert!(gauge(&m, "tokio.worker.poll_count").iter().sum::<f64>() >= 100.0);
+    assert!(gauge(&m, "tokio.tasks.spawned")[0] >= 100.0);
+    for name in [
+        "tokio.worker.steal_count",
+        "tokio.worker.local_queue.depth",
+        "tokio.worker.mean_poll_time",
+        "tokio.tasks.remote_scheduled",
+        "tokio.tasks.budget_forced_yield",
+        "tokio.blocking.threads",
+        "tokio.blocking.queue.depth",
+    ] {
+        assert!(!gauge(&m, name).is_empty(), "{name}");
+    }
+    let hist = m
+        .iter()
+        .find(|m| m.name == "tokio.poll.duration")
+        .expect("the poll-time histogram");
+    let MetricData::Histogram(h) = &hist.data else {
+        panic!("tokio.poll.duration is a histogram")
+    };
+    assert!(h.count >= 100, "{h:?}");
+    assert_eq!(h.counts.iter().sum::<u64>() + h.zero_count, h.count);
+}
