@@ -24,6 +24,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{
     AtomicBool, AtomicI64, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering::*,
+    fence,
 };
 
 /// The default mean distance between samples: 512 KiB, as jemalloc's `lg_prof_sample = 19`.
@@ -616,6 +617,8 @@ static META: [AtomicU64; MAX_TRACKED * 2] = [const { AtomicU64::new(0) }; MAX_TR
 /// Per tracked pointer: the estimated bytes the sample stands for.
 static WEIGHT: [AtomicU64; MAX_TRACKED * 2] = [const { AtomicU64::new(0) }; MAX_TRACKED * 2];
 static TRACKED: AtomicUsize = AtomicUsize::new(0);
+/// Odd while a deletion moves entries of `KEYS`.
+static SHIFTS: AtomicU64 = AtomicU64::new(0);
 
 static SAMPLES: AtomicU64 = AtomicU64::new(0);
 static SAMPLES_UNTRACKED: AtomicU64 = AtomicU64::new(0);
@@ -770,17 +773,26 @@ fn track(ptr: usize, site: usize, weight_bytes: u64, weight_objects: u64) {
 fn untrack(ptr: usize) {
     let mask = KEYS.len() - 1;
     let start = mix(ptr as u64) as usize & mask;
-    // Lock-free look first: almost every free is not a sampled pointer.
+    // Lock-free look first: almost every free is not a sampled pointer. A deletion moving
+    // entries meanwhile could hide `ptr` from the probe, so a miss only counts if no deletion
+    // ran (a sequence lock on deletions); otherwise look again under the lock.
+    let before = SHIFTS.load(Acquire);
     let mut i = start;
-    loop {
+    let found = loop {
         let k = KEYS[i].load(Relaxed);
         if k == 0 {
-            return;
+            break false;
         }
         if k == ptr {
-            break;
+            break true;
         }
         i = (i + 1) & mask;
+    };
+    if !found {
+        fence(Acquire);
+        if before % 2 == 0 && SHIFTS.load(Relaxed) == before {
+            return;
+        }
     }
     let _g = lock();
     let mut i = start;
@@ -799,6 +811,8 @@ fn untrack(ptr: usize) {
     site.free_bytes.fetch_add(WEIGHT[i].load(Relaxed), Relaxed);
     site.free_objects.fetch_add(meta & u32::MAX as u64, Relaxed);
     // Backward-shift deletion keeps probe sequences without tombstones.
+    SHIFTS.fetch_add(1, Relaxed);
+    fence(Release);
     let mut hole = i;
     let mut j = i;
     loop {
@@ -822,6 +836,7 @@ fn untrack(ptr: usize) {
         }
     }
     KEYS[hole].store(0, Release);
+    SHIFTS.fetch_add(1, Release);
     TRACKED.fetch_sub(1, Relaxed);
 }
 

@@ -41,6 +41,10 @@ fn main() {
             "the_plugin_exports_heap_metrics_and_profiles",
             the_plugin_exports_heap_metrics_and_profiles,
         ),
+        (
+            "sampling_survives_threads_coming_and_going",
+            sampling_survives_threads_coming_and_going,
+        ),
     ];
     let filter: Vec<String> = std::env::args()
         .skip(1)
@@ -367,4 +371,61 @@ fn the_plugin_exports_heap_metrics_and_profiles() {
     drop(keep);
     assert!(monitor.shutdown(WAIT));
     heap::set_mode(HeapMode::Counting);
+}
+
+#[inline(never)]
+fn churn(seed: u64, n: usize) {
+    let mut keep: Vec<Vec<u8>> = Vec::with_capacity(64);
+    let mut x = seed | 1;
+    for _ in 0..n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        keep.push(black_box(vec![0_u8; 16 + (x % 4096) as usize]));
+        if keep.len() == 64 {
+            // Free half, from anywhere in the vector.
+            for k in 0..32 {
+                keep.swap_remove((x as usize + k) % keep.len());
+            }
+        }
+    }
+}
+
+fn sampling_survives_threads_coming_and_going() {
+    heap::set_sample_bytes(4096);
+    heap::set_mode(HeapMode::Sampling);
+    let before = heap::sampler_stats();
+    let live_before = heap::stats().live_bytes();
+    for round in 0..5_u64 {
+        let threads: Vec<_> = (0..4_u64)
+            .map(|t| std::thread::spawn(move || churn(round * 8 + t + 1, 5000)))
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+    }
+    heap::set_mode(HeapMode::Counting);
+    heap::set_sample_bytes(heap::DEFAULT_SAMPLE_BYTES);
+    let after = heap::sampler_stats();
+    assert!(
+        after.samples - before.samples > 10_000,
+        "{before:?} -> {after:?}"
+    );
+    assert_eq!(
+        after.untracked, before.untracked,
+        "the pointer map never filled"
+    );
+    // Every sampled allocation was freed, every free was found, and blocks were reused.
+    assert_eq!(after.tracked, before.tracked, "{before:?} -> {after:?}");
+    assert_eq!(heap::stats().live_bytes(), live_before);
+    let mut symbols = Symbols::new();
+    let churn_sites: Vec<_> = heap_profile(&mut symbols, ProfileOrder::AllocatedBytes, false, 1000)
+        .into_iter()
+        .filter(|s| s.frames.iter().any(|f| f.function.ends_with("churn")))
+        .collect();
+    assert!(!churn_sites.is_empty());
+    for s in &churn_sites {
+        assert_eq!(s.stats.freed_bytes, s.stats.allocated_bytes);
+        assert_eq!(s.stats.freed_objects, s.stats.allocated_objects);
+    }
 }
