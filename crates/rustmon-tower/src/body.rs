@@ -9,66 +9,9 @@ use std::task::{Context, Poll};
 use bytes::Buf;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
-use rustmon_core::Event;
-use rustmon_core::context::{self, SpanContext};
+use rustmon_core::context;
 
-use crate::layer::panic_message;
-
-/// The request's event while the response body streams.
-pub(crate) struct BodyState {
-    event: Event,
-    ctx: Option<SpanContext>,
-    bytes: u64,
-    /// Responses that carry no body (HEAD, 1xx, 204, 304): dropping them unpolled is normal.
-    no_body: bool,
-    capture_max: usize,
-    captured: Vec<u8>,
-}
-
-impl BodyState {
-    pub(crate) fn new(
-        event: Event,
-        ctx: Option<SpanContext>,
-        no_body: bool,
-        capture_max: usize,
-    ) -> BodyState {
-        BodyState {
-            event,
-            ctx,
-            bytes: 0,
-            no_body,
-            capture_max,
-            captured: Vec::new(),
-        }
-    }
-
-    fn data<D: Buf>(&mut self, data: &D) {
-        self.bytes += data.remaining() as u64;
-        if self.captured.len() < self.capture_max {
-            let mut slices = [std::io::IoSlice::new(&[]); 16];
-            let n = data.chunks_vectored(&mut slices);
-            for s in &slices[..n] {
-                let room = self.capture_max - self.captured.len();
-                if room == 0 {
-                    break;
-                }
-                self.captured.extend_from_slice(&s[..s.len().min(room)]);
-            }
-        }
-    }
-
-    fn finish(mut self, cancelled: bool) {
-        self.event.set("http.response.body.size", self.bytes);
-        if self.capture_max > 0 {
-            let body = String::from_utf8_lossy(&self.captured).into_owned();
-            self.event.set("http.response.body", body);
-        }
-        if cancelled {
-            self.event.set("rustmon.cancelled", true);
-        }
-        self.event.finish();
-    }
-}
+use crate::recorder::BodyRecord;
 
 pin_project! {
     /// The response body of a monitored request: the inner body unchanged (frames are passed on
@@ -82,7 +25,7 @@ pin_project! {
     {
         #[pin]
         inner: B,
-        state: Option<BodyState>,
+        record: Option<BodyRecord>,
     }
 
     impl<B> PinnedDrop for ResponseBody<B>
@@ -91,9 +34,12 @@ pin_project! {
     {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            if let Some(state) = this.state.take() {
-                let cancelled = !state.no_body && !this.inner.is_end_stream();
-                state.finish(cancelled);
+            if let Some(record) = this.record.take() {
+                if this.inner.is_end_stream() {
+                    record.end();
+                }
+                // Otherwise dropping the record marks the request cancelled (unless the
+                // response carries no body).
             }
         }
     }
@@ -101,13 +47,16 @@ pin_project! {
 
 impl<B: Body> ResponseBody<B> {
     pub(crate) fn passthrough(inner: B) -> Self {
-        ResponseBody { inner, state: None }
-    }
-
-    pub(crate) fn monitored(inner: B, state: BodyState) -> Self {
         ResponseBody {
             inner,
-            state: Some(state),
+            record: None,
+        }
+    }
+
+    pub(crate) fn monitored(inner: B, record: BodyRecord) -> Self {
+        ResponseBody {
+            inner,
+            record: Some(record),
         }
     }
 }
@@ -115,8 +64,23 @@ impl<B: Body> ResponseBody<B> {
 impl<B: Body> fmt::Debug for ResponseBody<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseBody")
-            .field("monitored", &self.state.is_some())
+            .field("record", &self.record)
             .finish_non_exhaustive()
+    }
+}
+
+fn count<D: Buf>(record: &mut BodyRecord, data: &D) {
+    if record.wants_bytes() {
+        let mut slices = [std::io::IoSlice::new(&[]); 16];
+        let n = data.chunks_vectored(&mut slices);
+        let mut seen = 0;
+        for s in &slices[..n] {
+            record.data(s);
+            seen += s.len();
+        }
+        record.count(data.remaining() - seen);
+    } else {
+        record.count(data.remaining());
     }
 }
 
@@ -129,19 +93,18 @@ impl<B: Body> Body for ResponseBody<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let mut this = self.project();
-        let Some(ctx) = this.state.as_ref().map(|s| s.ctx) else {
+        let Some(record) = this.record.as_ref() else {
             return this.inner.poll_frame(cx);
         };
         let polled = {
-            let _current = context::attach(ctx);
+            let _current = context::attach(record.context());
             catch_unwind(AssertUnwindSafe(|| this.inner.as_mut().poll_frame(cx)))
         };
         let polled = match polled {
             Ok(p) => p,
             Err(panic) => {
-                if let Some(mut state) = this.state.take() {
-                    state.event.record_error("panic", panic_message(&*panic));
-                    state.finish(false);
+                if let Some(record) = this.record.take() {
+                    record.panicked(&*panic);
                 }
                 resume_unwind(panic)
             }
@@ -149,27 +112,26 @@ impl<B: Body> Body for ResponseBody<B> {
         match &polled {
             Poll::Pending => {}
             Poll::Ready(Some(Ok(frame))) => {
-                if let (Some(data), Some(state)) = (frame.data_ref(), this.state.as_mut()) {
-                    state.data(data);
+                if let (Some(data), Some(record)) = (frame.data_ref(), this.record.as_mut()) {
+                    count(record, data);
                 }
                 if this.inner.is_end_stream() {
-                    if let Some(state) = this.state.take() {
-                        state.finish(false);
+                    if let Some(record) = this.record.take() {
+                        record.end();
                     }
                 }
             }
             Poll::Ready(Some(Err(_))) => {
-                if let Some(mut state) = this.state.take() {
-                    state.event.record_error(
+                if let Some(record) = this.record.take() {
+                    record.failed(
                         std::any::type_name::<B::Error>(),
-                        "the response body failed while streaming",
+                        &"the response body failed while streaming",
                     );
-                    state.finish(false);
                 }
             }
             Poll::Ready(None) => {
-                if let Some(state) = this.state.take() {
-                    state.finish(false);
+                if let Some(record) = this.record.take() {
+                    record.end();
                 }
             }
         }

@@ -50,11 +50,15 @@ mod body;
 mod config;
 mod layer;
 mod names;
+mod recorder;
 mod route;
 
 pub use body::ResponseBody;
 pub use config::{HttpServerConfig, MAX_BODY_CAPTURE, is_sensitive_header};
 pub use layer::{MonitorLayer, MonitorService, ResponseFuture};
 pub use names::UNMATCHED;
+pub use recorder::{
+    BodyRecord, Headers, RequestHead, RequestRecord, ServerRecorder, panic_message,
+};
 pub use route::{MatchRoute, NoRoute, RouteFn, RouteRequest};
 pub use tower_layer::Layer;
