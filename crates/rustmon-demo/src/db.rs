@@ -1,0 +1,170 @@
+//! The demo's SQLite databases: schema, seed data, and monitored statements.
+
+use std::future::Future;
+use std::path::Path;
+
+use rustmon_core::{Event, Kind, Monitor};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+
+/// A pool and the monitor its statements are recorded into.
+#[derive(Clone, Debug)]
+pub(crate) struct Db {
+    pub(crate) pool: SqlitePool,
+    monitor: Monitor,
+    namespace: &'static str,
+}
+
+impl Db {
+    /// Runs one statement as a database event named by its fingerprint, a child of the current
+    /// request.
+    pub(crate) async fn run<T, F>(
+        &self,
+        fingerprint: &'static str,
+        operation: &'static str,
+        table: &'static str,
+        statement: F,
+    ) -> Result<T, sqlx::Error>
+    where
+        F: Future<Output = Result<T, sqlx::Error>>,
+        T: Rows,
+    {
+        let mut event: Event = self
+            .monitor
+            .start_event(Kind::Database, fingerprint)
+            .with_plugin("sqlx");
+        event
+            .set("db.system.name", "sqlite")
+            .set("db.namespace", self.namespace)
+            .set("db.operation.name", operation)
+            .set("db.collection.name", table)
+            .set("db.query.text", fingerprint);
+        let result = statement.await;
+        match &result {
+            Ok(rows) => {
+                event.set("db.response.returned_rows", rows.rows());
+            }
+            Err(e) => {
+                event.record_std_error(e, false);
+            }
+        }
+        event.finish();
+        result
+    }
+}
+
+/// How many rows a statement's result holds.
+pub(crate) trait Rows {
+    fn rows(&self) -> u64;
+}
+
+impl<T> Rows for Vec<T> {
+    fn rows(&self) -> u64 {
+        self.len() as u64
+    }
+}
+
+impl<T> Rows for Option<T> {
+    fn rows(&self) -> u64 {
+        u64::from(self.is_some())
+    }
+}
+
+impl Rows for sqlx::sqlite::SqliteQueryResult {
+    fn rows(&self) -> u64 {
+        self.rows_affected()
+    }
+}
+
+async fn open(path: &Path) -> Result<SqlitePool, sqlx::Error> {
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
+    SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(options)
+        .await
+}
+
+const PRODUCTS: &[(&str, i64)] = &[
+    ("espresso beans", 1290),
+    ("french press", 3450),
+    ("burr grinder", 8900),
+    ("milk frother", 2450),
+    ("pour-over kettle", 5600),
+    ("ceramic dripper", 1890),
+    ("paper filters", 490),
+    ("travel mug", 1990),
+    ("digital scale", 2990),
+    ("tamper", 1590),
+    ("knock box", 2190),
+    ("cold brew jar", 2790),
+];
+
+/// The shop's database: products, orders and their lines.
+pub(crate) async fn shop(path: &Path, monitor: Monitor) -> Result<Db, sqlx::Error> {
+    let pool = open(path).await?;
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS products (id INTEGER PRIMARY KEY, name TEXT NOT NULL, price_cents INTEGER NOT NULL);
+         CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY, customer TEXT NOT NULL, created_at INTEGER NOT NULL);
+         CREATE TABLE IF NOT EXISTS order_lines (order_id INTEGER NOT NULL, product_id INTEGER NOT NULL, quantity INTEGER NOT NULL);",
+    )
+    .execute(&pool)
+    .await?;
+    let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM products")
+        .fetch_one(&pool)
+        .await?;
+    if count == 0 {
+        for (name, price) in PRODUCTS {
+            sqlx::query("INSERT INTO products (name, price_cents) VALUES (?, ?)")
+                .bind(name)
+                .bind(price)
+                .execute(&pool)
+                .await?;
+        }
+        for order in 1..=50_i64 {
+            sqlx::query("INSERT INTO orders (id, customer, created_at) VALUES (?, ?, 0)")
+                .bind(order)
+                .bind(format!("customer-{}", order % 7))
+                .execute(&pool)
+                .await?;
+            for line in 0..6_i64 {
+                sqlx::query(
+                    "INSERT INTO order_lines (order_id, product_id, quantity) VALUES (?, ?, ?)",
+                )
+                .bind(order)
+                .bind((order + line) % PRODUCTS.len() as i64 + 1)
+                .bind(line % 3 + 1)
+                .execute(&pool)
+                .await?;
+            }
+        }
+    }
+    Ok(Db {
+        pool,
+        monitor,
+        namespace: "shop",
+    })
+}
+
+/// The inventory's database: stock per product.
+pub(crate) async fn inventory(path: &Path, monitor: Monitor) -> Result<Db, sqlx::Error> {
+    let pool = open(path).await?;
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS stock (product_id INTEGER PRIMARY KEY, quantity INTEGER NOT NULL);",
+    )
+    .execute(&pool)
+    .await?;
+    for id in 1..=PRODUCTS.len() as i64 {
+        sqlx::query("INSERT OR IGNORE INTO stock (product_id, quantity) VALUES (?, ?)")
+            .bind(id)
+            .bind(id * 7 % 40)
+            .execute(&pool)
+            .await?;
+    }
+    Ok(Db {
+        pool,
+        monitor,
+        namespace: "inventory",
+    })
+}
