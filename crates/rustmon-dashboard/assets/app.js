@@ -19,7 +19,7 @@
   // ---------- formatting ----------
   const num = (n, d = 0) => n == null || !isFinite(n) ? '–'
     : Number(n).toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: 0 });
-  const fmtMs = (v) => v == null ? '–' : v < 1 ? `${v.toFixed(2)} ms` : v < 100 ? `${v.toFixed(1)} ms`
+  const fmtMs = (v) => v == null ? '–' : v === 0 ? '0' : v < 1 ? `${v.toFixed(2)} ms` : v < 100 ? `${v.toFixed(1)} ms`
     : v < 1000 ? `${v.toFixed(0)} ms` : v < 60000 ? `${(v / 1000).toFixed(2)} s` : `${(v / 60000).toFixed(1)} min`;
   const fmtRate = (v) => v == null ? '–' : v === 0 ? '0' : v >= 1 ? `${num(v, v < 10 ? 2 : 1)}/s` : `${num(v * 60, 1)}/min`;
   const fmtPct = (v) => v == null ? '–' : v === 0 ? '0 %' : v < 0.001 ? '<0.1 %' : `${(v * 100).toFixed(v < 0.1 ? 2 : 1)} %`;
@@ -239,7 +239,7 @@
     return raw(`<svg class="spark" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img"><title>${esc(`max ${fmtRate(max)}, last ${fmtRate(vs[vs.length - 1])}`)}</title>`
       + `<polyline points="${pts}" fill="none" stroke="${c}" stroke-width="1.5"/></svg>`);
   }
-  const barCell = (f, c) => html`<div class="bar" title="${fmtPct(f)}"><span style="width:${raw((Math.max(0, Math.min(1, f || 0)) * 100).toFixed(1))}%;${c ? raw(`background:${c}`) : ''}"></span></div>`;
+  const barCell = (f, c, label) => html`<div class="bp"><div class="bar" title="${fmtPct(f)}"><span style="width:${raw((Math.max(0, Math.min(1, f || 0)) * 100).toFixed(1))}%;${c ? raw(`background:${c}`) : ''}"></span></div><span class="muted">${label == null ? fmtPct(f) : label}</span></div>`;
   /** Turns a timeseries response into chart specs. */
   function seriesCharts(ts, w) {
     const times = ts.points.map((p) => Date.parse(p.time));
@@ -260,7 +260,7 @@
    * cols: [{key, label, n (numeric), get(row) -> sort value, cell(row) -> html}]
    * Sort state survives refreshes (kept per table id).
    */
-  function table(id, cols, rows, def) {
+  function table(id, cols, rows, def, extra) {
     const s = sorts[id] || (sorts[id] = def || { key: cols[0].key, dir: 1 });
     const col = cols.find((c) => c.key === s.key) || cols[0];
     const val = col.get || ((r) => r[col.key]);
@@ -270,7 +270,7 @@
       return (typeof x === 'string' ? x.localeCompare(y) : x - y) * s.dir;
     });
     return html`<div class="scroll"><table data-table="${id}"><thead><tr>${cols.map((c) => html`<th class="sort${c.n ? ' n' : ''}${c.key === s.key ? (s.dir > 0 ? ' asc' : ' desc') : ''}${c.narrow ? ' hide-narrow' : ''}" data-key="${c.key}" title="sort by ${c.label}">${c.label}</th>`)}</tr></thead>
-      <tbody>${sorted.map((r) => html`<tr>${cols.map((c) => html`<td class="${c.n ? 'n' : c.cls || ''}${c.narrow ? ' hide-narrow' : ''}">${c.cell ? c.cell(r) : r[c.key]}</td>`)}</tr>`)}</tbody></table></div>`;
+      <tbody>${sorted.map((r) => { const x = extra && extra(r); return html`<tr>${cols.map((c) => html`<td class="${c.n ? 'n' : c.cls || ''}${c.narrow ? ' hide-narrow' : ''}">${c.cell ? c.cell(r) : r[c.key]}</td>`)}</tr>${x ? html`<tr class="extra"><td colspan="${cols.length}">${x}</td></tr>` : ''}`; })}</tbody></table></div>`;
   }
   document.addEventListener('click', (ev) => {
     const th = ev.target.closest('th.sort'); if (!th) return;
@@ -325,8 +325,9 @@
     if (state.busy) return; state.busy = true;
     const page = PAGES[PAGE] || PAGES.notfound; const content = $('#content');
     try {
+      charts.clear(); chartSeq = 0;
       const out = await page.load(windowNow());
-      if (out !== undefined) { charts.clear(); put(content, out); }
+      if (out !== undefined) put(content, out);
       drawCharts(content);
       if (page.after) page.after(content);
       $('#updated').textContent = `updated ${fmtTime(Date.now()).slice(11)}`;
@@ -397,7 +398,7 @@
         <div class="panel"><h2>Services <span class="muted">by impact: share of the time spent serving requests</span></h2>
         ${table('services', [
           { key: 'service', label: 'Service', cls: 'name', cell: (s) => html`<span class="dot" style="background:${raw(color(s.service))}"></span><a href="${U.service(s.service)}">${s.service}</a>` },
-          { key: 'impact', label: 'Impact', n: true, cell: (s) => html`${barCell(s.impact)}<span class="muted">${fmtPct(s.impact)}</span>` },
+          { key: 'impact', label: 'Impact', n: true, cell: (s) => barCell(s.impact) },
           { key: 'throughput_per_s', label: 'Throughput', n: true, cell: (s) => fmtRate(s.throughput_per_s) },
           { key: 'error_rate', label: 'Errors', n: true, cell: (s) => html`<span class="${s.error_rate > 0.01 ? 'err' : ''}">${fmtPct(s.error_rate)}</span>` },
           { key: 'p50_ms', label: 'p50', n: true, cell: (s) => fmtMs(s.p50_ms) },
@@ -452,7 +453,7 @@
             { key: 'p50_ms', label: 'p50', n: true, cell: (o) => fmtMs(o.p50_ms) },
             { key: 'p95_ms', label: 'p95', n: true, cell: (o) => fmtMs(o.p95_ms) },
             { key: 'p99_ms', label: 'p99', n: true, cell: (o) => fmtMs(o.p99_ms) },
-            { key: 'time_share', label: 'Time share', n: true, cell: (o) => html`${barCell(o.time_share)}<span class="muted">${fmtPct(o.time_share)}</span>` },
+            { key: 'time_share', label: 'Time share', n: true, cell: (o) => barCell(o.time_share) },
           ], rows, { key: 'time_share', dir: -1 })}</div>`;
     },
     after(root) {
@@ -566,12 +567,13 @@
       for (const [s, depth] of rows) {
         const n = (kids.get(s.span_id) || []).length;
         const left = (s.offset_ms / total) * 100; const width = Math.max(0.2, (s.duration_ms / total) * 100);
-        const np = attr(s, 'db.n_plus_one') === true || attr(s, 'db.n_plus_one') === 'true' ? (attr(s, 'db.n_plus_one.count') || nplus.get(s.span_id) || '') : nplus.get(s.span_id);
+        const flagged = attr(s, 'db.n_plus_one') === true || attr(s, 'db.n_plus_one') === 'true';
+        const np = nplus.get(s.span_id) || (flagged ? attr(s, 'db.n_plus_one.count') || '≥2' : 0);
         const durLeft = left + width > 80 ? `right:${(100 - left + 0.5).toFixed(2)}%` : `left:${(left + width + 0.5).toFixed(2)}%`;
         out.push(html`<div class="wf-row${raw(s.span_id === sel ? ' hl' : '')}${raw(this.open.has(s.span_id) ? ' sel' : '')}" data-span="${s.span_id}">
           <div class="wf-name" style="padding-left:${raw(String(depth * 14))}px">${n ? html`<button class="wf-tog" data-tog="${s.span_id}" aria-label="collapse or expand">${this.collapsed.has(s.span_id) ? raw('▶') : raw('▼')}</button>` : html`<span class="wf-tog"></span>`}
             <span class="dot" style="background:${raw(color(s.service))}"></span><span class="label" title="${s.service} · ${s.name}"><span class="muted">${s.service}</span> ${s.name}</span>
-            ${s.kind !== 'internal' ? html`<span class="badge kind">${s.kind}</span>` : ''}${s.status === 'error' ? html`<span class="badge err">error</span>` : ''}${np ? html`<span class="badge warn" title="the same statement ran ${np} times under one parent">N+1 ×${np}</span>` : ''}${attr(s, 'db.slow') === true ? html`<span class="badge warn">slow</span>` : ''}${n && this.collapsed.has(s.span_id) ? html`<span class="badge">${n} hidden</span>` : ''}</div>
+            ${s.kind !== 'internal' ? html`<span class="badge kind">${s.kind}</span>` : ''}${s.status === 'error' ? html`<span class="badge err">error</span>` : ''}${np ? html`<span class="badge warn np" title="the same statement ran ${np} times under one parent">N+1 ×${np}</span>` : ''}${attr(s, 'db.slow') === true ? html`<span class="badge warn">slow</span>` : ''}${n && this.collapsed.has(s.span_id) ? html`<span class="badge">${n} hidden</span>` : ''}</div>
           <div class="wf-track"><div class="wf-bar${raw(s.status === 'error' ? ' error' : '')}" style="left:${raw(left.toFixed(2))}%;width:${raw(width.toFixed(2))}%;background:${raw(color(s.service))}"></div><span class="wf-dur" style="${raw(durLeft)}">${fmtMs(s.duration_ms)}</span></div></div>`);
         if (this.open.has(s.span_id)) out.push(this.detail(s, np));
       }
@@ -627,19 +629,21 @@
         <div class="card"><div class="k">Errors</div><div class="v ${errs ? 'err' : ''}">${num(errs)}</div></div></div>
         <div class="panel"><h2>Statements by fingerprint <span class="muted">click one for its slowest executions</span></h2>
         ${table('queries', [
-          { key: 'fingerprint', label: 'Statement', cls: 'name', cell: (x) => html`<a href="#" class="mono" data-fp="${x.fingerprint}">${x.fingerprint}</a>${samples[x.fingerprint] ? this.samples(samples[x.fingerprint]) : ''}` },
+          { key: 'fingerprint', label: 'Statement', cls: 'name', cell: (x) => html`<a href="#" class="mono" data-fp="${x.fingerprint}" aria-expanded="${samples[x.fingerprint] ? 'true' : 'false'}">${x.fingerprint}</a>` },
           { key: 'calls', label: 'Calls', n: true, cell: (x) => num(x.calls) },
-          { key: 'total_ms', label: 'Total time', n: true, cell: (x) => html`${fmtMs(x.total_ms)} ${barCell(x.share, '#8250df')}` },
+          { key: 'total_ms', label: 'Total time', n: true, cell: (x) => barCell(x.share, '#8250df', fmtMs(x.total_ms)) },
           { key: 'avg_ms', label: 'Avg', n: true, narrow: true, cell: (x) => fmtMs(x.avg_ms) },
           { key: 'p95_ms', label: 'p95', n: true, cell: (x) => fmtMs(x.p95_ms) },
           { key: 'rows', label: 'Rows', n: true, cell: (x) => num(x.rows) },
           { key: 'errors', label: 'Errors', n: true, cell: (x) => html`<span class="${x.errors ? 'err' : ''}">${num(x.errors)}</span>` },
-        ], rows, { key: 'total_ms', dir: -1 })}</div>
+        ], rows, { key: 'total_ms', dir: -1 }, (x) => samples[x.fingerprint] && this.samples(samples[x.fingerprint]))}</div>
         <div class="panel"><h2>Slowest statements</h2>${traceRows('slowdb', slowDb, { none: 'No statements in this range.', detail: (t) => attr(t, 'db.query.text') || attr(t, 'db.query.summary') || '' })}</div>`;
     },
     samples(list) {
       if (!list.length) return html`<div class="muted">No stored spans for this statement in the range.</div>`;
-      return html`<div class="panel" style="margin:6px 0 0"><b>Slowest executions</b>${list.map((t) => html`<div class="row" style="margin:3px 0"><a href="${U.trace(t.trace_id, t.span_id)}" class="mono">${short(t.trace_id)}</a> <b>${fmtMs(t.duration_ms)}</b> <span class="muted">${fmtTime(t.start_unix_nano / 1e6)}</span>${statusBadge(t)}${attr(t, 'db.response.returned_rows') != null ? html`<span class="muted">${attr(t, 'db.response.returned_rows')} rows</span>` : ''}</div>${attr(t, 'db.query.text') ? html`<pre>${attr(t, 'db.query.text')}</pre>` : ''}`)}</div>`;
+      const rows = (n) => (n == null ? '' : `${n} row${n === 1 ? '' : 's'}`);
+      return html`<div class="sub"><b>Slowest executions</b><table>${list.map((t) => html`<tr><td class="n">${fmtMs(t.duration_ms)}</td><td><a href="${U.trace(t.trace_id, t.span_id)}" class="mono">${short(t.trace_id)}</a>${statusBadge(t)}</td>
+        <td class="hide-narrow muted">${fmtTime(t.start_unix_nano / 1e6)}</td><td class="n muted">${rows(attr(t, 'db.response.returned_rows'))}</td><td class="mono name">${attr(t, 'db.query.text') || ''}</td></tr>`)}</table></div>`;
     },
     after(root) {
       for (const a of $$('[data-fp]', root)) {
@@ -673,10 +677,18 @@
       svcTabs(s, 'external');
       const p = { from: w.from, to: w.to };
       const [deps, svcs, sample, ops] = await Promise.all([get('/dependencies', p), get('/services', p),
-        get('/traces', { service: s, kind: 'client', limit: 500, ...p }), get(`/services/${enc(s)}/operations`, { kind: 'client', ...p })]);
+        get('/traces', { service: s, kind: 'client', limit: 200, ...p }), get(`/services/${enc(s)}/operations`, { kind: 'client', ...p })]);
       const known = new Set(svcs.services.map((x) => x.service));
       const types = {}; const examples = {};
       for (const sp of sample.traces) { const d = destOf(sp); if (d && !types[d]) { types[d] = destType(sp); examples[d] = sp; } }
+      // destinations the sample missed: ask for one client span of each
+      const missing = deps.edges.filter((e) => e.caller === s && !known.has(e.callee) && !types[e.callee]).slice(0, 30);
+      await Promise.all(missing.map(async (e) => {
+        const m = /^(.*):(\d+)$/.exec(e.callee);
+        const f = m ? { 'attr.server.address': m[1], 'attr.server.port': m[2] } : { 'attr.peer.service': e.callee };
+        const r = await get('/traces', { service: s, kind: 'client', limit: 1, ...f, ...p }).catch(() => ({ traces: [] }));
+        if (r.traces[0]) { types[e.callee] = destType(r.traces[0]); examples[e.callee] = r.traces[0]; }
+      }));
       const mins = (w.t1 - w.t0) / 60e3;
       const rows = deps.edges.filter((e) => e.caller === s).map((e) => ({ ...e, destination: e.callee, type: known.has(e.callee) ? 'service' : (types[e.callee] || 'unknown'), rate: e.calls / mins }));
       const slowest = (await get('/traces', { service: s, kind: 'client', sort: 'slowest', limit: 15, ...p })).traces;
@@ -696,7 +708,7 @@
           { key: 'error_rate', label: 'Error %', n: true, cell: (o) => fmtPct(o.error_rate) },
           { key: 'p50_ms', label: 'p50', n: true, cell: (o) => fmtMs(o.p50_ms) },
           { key: 'p95_ms', label: 'p95', n: true, cell: (o) => fmtMs(o.p95_ms) },
-          { key: 'time_share', label: 'Time share', n: true, cell: (o) => html`${barCell(o.time_share, '#bc4c00')}<span class="muted">${fmtPct(o.time_share)}</span>` },
+          { key: 'time_share', label: 'Time share', n: true, cell: (o) => barCell(o.time_share, '#bc4c00') },
         ], ops.operations, { key: 'time_share', dir: -1 })}</div>
         <div class="panel"><h2>Slowest outgoing calls</h2>${traceRows('slowext', slowest, { detail: (t) => html`${destOf(t) || ''} ${attr(t, 'url.full') || attr(t, 'db.query.summary') || ''}` })}</div>`;
     },
@@ -762,7 +774,13 @@
       const s = query.get('service') || '';
       if (s) svcTabs(s, 'errors');
       if (s) setTitle(html`Errors · ${s}`);
-      const d = await get('/traces', { status: 'error', limit: 1000, service: s || undefined, from: w.from, to: w.to });
+      // the search returns one matching span per trace: ask per kind, so that a failed request
+      // and the failed call inside it are both seen
+      const q = { status: 'error', limit: 500, service: s || undefined, from: w.from, to: w.to };
+      const parts = await Promise.all(['server', 'consumer', 'client', 'producer', 'internal'].map((kind) => get('/traces', { ...q, kind })));
+      const seen = new Set(); const d = { traces: [] };
+      for (const p of parts) for (const sp of p.traces) if (!seen.has(sp.span_id)) { seen.add(sp.span_id); d.traces.push(sp); }
+      const capped = parts.some((p) => p.traces.length === 500);
       if (!d.traces.length) return empty('No errors in this time range', html`<p>Nothing failed${s ? html` in <b>${s}</b>` : ''}. Errors are spans with status <code>error</code>: failed requests (5xx), exceptions, failed statements and calls.</p>`);
       const groups = new Map();
       for (const sp of d.traces) {
@@ -776,7 +794,7 @@
         if (g.examples.length < 3) g.examples.push(sp);
       }
       const rows = [...groups.values()].map((g) => { const top = [...g.ops.entries()].sort((a, b) => b[1] - a[1])[0][0].split('\u0000'); return { ...g, kind: top[0], op: top[1] }; });
-      return html`<p class="muted">${num(d.traces.length)} failed ${d.traces.length === 1000 ? 'traces (the newest 1000)' : 'traces'} in the range, one failing span each, grouped by service, error type and message with numbers and ids masked.</p>
+      return html`<p class="muted">${num(d.traces.length)} failing spans in the range (per trace, the first failing span of each kind${capped ? '; the newest 500 traces per kind' : ''}), grouped by service, error type and message with numbers and ids masked.</p>
         <div class="panel">${table('errors', [
           { key: 'type', label: 'Error', cls: 'name', cell: (g) => html`<b class="err">${g.type}</b><div class="mono">${g.message || html`<span class="muted">(no message)</span>`}</div>` },
           { key: 'service', label: 'Where', cls: 'name', cell: (g) => html`<a href="${U.service(g.service)}">${g.service}</a> › <a href="${U.op(g.service, g.kind, g.op)}">${g.op}</a>` },
@@ -805,7 +823,7 @@
       }
       const cols = [];
       for (const n of [...nodes].sort()) { const l = layer.get(n); (cols[l] || (cols[l] = [])).push(n); }
-      const NW = 190; const NH = 46; const GX = 120; const GY = 26;
+      const NW = 210; const NH = 46; const GX = 170; const GY = 26;
       const pos = new Map();
       const H = Math.max(...cols.map((c) => (c || []).length)) * (NH + GY) + GY;
       cols.forEach((c, i) => (c || []).forEach((n, j) => {
@@ -816,19 +834,27 @@
       const mins = (w.t1 - w.t0) / 60e3;
       let g = '<defs><marker id="arr" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" fill="#8c959f"/></marker></defs>';
       const maxCalls = Math.max(1, ...deps.edges.map((e) => e.calls));
+      const placed = []; let labels = '';
+      const label = (x, y, text) => {
+        const w = text.length * 5.6 + 6;
+        for (let k = 0; k < 8 && placed.some((q) => Math.abs(q.x - x) < (q.w + w) / 2 && Math.abs(q.y - y) < 12); k++) y += 12;
+        placed.push({ x, y, w });
+        labels += `<text class="elabel" x="${x.toFixed(1)}" y="${y.toFixed(1)}" text-anchor="middle">${esc(text)}</text>`;
+      };
       for (const e of deps.edges) {
         const a = pos.get(e.caller); const b = pos.get(e.callee); if (!a || !b) continue;
         const x1 = a.x + NW; const y1 = a.y + NH / 2; const x2 = b.x; const y2 = b.y + NH / 2; const mx = (x1 + x2) / 2;
         const sw = (1 + 3 * Math.log10(1 + 9 * (e.calls / maxCalls))).toFixed(1);
         const d = b.x > a.x ? `M${x1},${y1}C${mx},${y1} ${mx},${y2} ${x2},${y2}` : `M${a.x + NW / 2},${a.y + NH}C${a.x + NW / 2},${a.y + NH + 40} ${b.x + NW / 2},${b.y + NH + 40} ${b.x + NW / 2},${b.y + NH}`;
         g += `<path class="edge${e.error_rate > 0.05 ? ' bad' : ''}" d="${d}" stroke-width="${sw}" marker-end="url(#arr)"><title>${esc(`${e.caller} → ${e.callee}: ${num(e.calls)} calls, ${fmtPct(e.error_rate)} errors, p95 ${fmtMs(e.p95_ms)}`)}</title></path>`;
-        g += `<text class="elabel" x="${mx}" y="${(y1 + y2) / 2 - 5}" text-anchor="middle">${esc(`${num(e.calls / mins, 1)}/min${e.errors ? ` · ${fmtPct(e.error_rate)} err` : ''}`)}</text>`;
+        label(mx, (y1 + y2) / 2 - 3, `${num(e.calls / mins, 1)}/min${e.errors ? ` · ${fmtPct(e.error_rate)} err` : ''}`);
       }
+      g += labels;
       for (const [n, q] of pos) {
-        const s = info.get(n); const label = n.length > 24 ? `${n.slice(0, 23)}…` : n;
-        const sub = s ? `${fmtRate(s.throughput_per_s)} · ${fmtPct(s.error_rate)} err · p95 ${fmtMs(s.p95_ms)}` : 'external';
+        const s = info.get(n); const name = n.length > 27 ? `${n.slice(0, 26)}…` : n;
+        const sub = s ? `${fmtRate(s.throughput_per_s)} · ${fmtPct(s.error_rate)} err · p95 ${fmtMs(s.p95_ms)}` : 'not instrumented';
         const inner = `<rect x="${q.x}" y="${q.y}" width="${NW}" height="${NH}"/><circle cx="${q.x + 12}" cy="${q.y + 16}" r="5" fill="${s ? color(n) : '#8c959f'}"/>`
-          + `<text x="${q.x + 22}" y="${q.y + 20}">${esc(label)}</text><text class="sub" x="${q.x + 10}" y="${q.y + 37}">${esc(sub)}</text><title>${esc(n)}</title>`;
+          + `<text x="${q.x + 22}" y="${q.y + 20}">${esc(name)}</text><text class="sub" x="${q.x + 10}" y="${q.y + 37}">${esc(sub)}</text><title>${esc(n)}</title>`;
         g += s ? `<a href="${esc(U.service(n))}" class="node svc">${inner}</a>` : `<g class="node">${inner}</g>`;
       }
       return html`<div class="panel map"><h2>Service map <span class="muted">calls per minute on each edge; red when more than 5 % fail</span></h2>

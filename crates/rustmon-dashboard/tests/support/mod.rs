@@ -263,10 +263,7 @@ pub fn request(
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(i) = b.windows(2).position(|w| w == b"\r\n") else {
-            break;
-        };
+    while let Some(i) = b.windows(2).position(|w| w == b"\r\n") {
         let n = usize::from_str_radix(String::from_utf8_lossy(&b[..i]).trim(), 16).unwrap_or(0);
         if n == 0 {
             break;
@@ -801,11 +798,16 @@ pub fn runtime_metrics(rng: &mut Rng, from: u64, to: u64) -> ExportMetricsServic
     let mut out = Vec::new();
     for (k, svc) in ["frontend", "checkout", "catalog"].into_iter().enumerate() {
         let mut pts: BTreeMap<(&str, &str), Vec<NumberDataPoint>> = BTreeMap::new();
-        let mut t = from;
-        let mut heap = 40e6 + k as f64 * 10e6;
+        // points every 10 s on the clock, values a function of the time: calls join up
+        let mut t = from.div_ceil(10_000_000_000) * 10_000_000_000;
         while t < to {
-            let x = (t - from) as f64 / 60e9;
-            heap = (heap + (rng.below(2_000_000) as f64 - 900_000.0)).max(10e6);
+            let x = t as f64 / 60e9;
+            // grows for 30 minutes, then a cache is dropped
+            let heap = 40e6
+                + k as f64 * 10e6
+                + (x % 30.0) * 1.2e6
+                + 3e6 * (x / 3.0).sin()
+                + rng.below(500_000) as f64;
             let vals = [
                 (
                     "process.cpu.utilization",
