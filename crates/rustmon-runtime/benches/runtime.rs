@@ -8,7 +8,9 @@
 //! `system` (the `system` bench binary, no global allocator) is the plain system allocator.
 //!
 //! Workload (`benches/common`): 2 threads, each running `unit()` (small `Vec`/`String`/`Box` allocations, freed at
-//! once) `iters` times; time per iteration is wall time, so per-allocation costs are per thread.
+//! once) `iters` times at once; the time reported is the mean CPU time per thread
+//! (`CLOCK_THREAD_CPUTIME_ID`), so other load on the shared machine does not inflate it the way it
+//! inflates wall time. The tick benches report CPU time too (user + system, so `/proc` reads count).
 //!
 //! Run: `cargo bench -p rustmon-runtime` (both binaries)
 //!
@@ -86,10 +88,18 @@ fn tick(c: &mut Criterion) {
     g.warm_up_time(Duration::from_secs(1));
     g.measurement_time(Duration::from_secs(3));
     g.bench_function("process+tokio", |b| {
-        b.iter(|| black_box(sampler.sample(&process_and_tokio)))
+        b.iter_custom(|iters| {
+            common::cpu_timed(iters, || {
+                black_box(sampler.sample(&process_and_tokio));
+            })
+        })
     });
     g.bench_function("all", |b| {
-        b.iter(|| black_box(sampler.sample(&RuntimeConfig::default())))
+        b.iter_custom(|iters| {
+            common::cpu_timed(iters, || {
+                black_box(sampler.sample(&RuntimeConfig::default()));
+            })
+        })
     });
     g.finish();
     let n = sampler.sample(&RuntimeConfig::default()).len();
