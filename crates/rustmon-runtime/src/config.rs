@@ -3,7 +3,16 @@
 use rustmon_core::config::{FieldError, PluginConfig};
 use serde::{Deserialize, Serialize};
 
-/// How heap profile sites are ordered (the seed's orders).
+/// How heap profile sites are ordered (the seed's orders). In configuration it is written in
+/// snake case, e.g. `"live_bytes"`.
+///
+/// # Examples
+/// ```
+/// use rustmon_runtime::ProfileOrder;
+/// let order: ProfileOrder = serde_json::from_str("\"live_objects\"").unwrap();
+/// assert_eq!(order, ProfileOrder::LiveObjects);
+/// assert_eq!(order.as_str(), "live_objects");
+/// ```
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum ProfileOrder {

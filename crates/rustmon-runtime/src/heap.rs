@@ -38,7 +38,13 @@ pub const MAX_SITES: usize = 1024;
 /// as allocated but their frees are not seen.
 pub const MAX_TRACKED: usize = 8192;
 
-/// What the tracking allocator does on each call.
+/// What the tracking allocator does on each call; see [`set_mode`].
+///
+/// # Examples
+/// ```
+/// use rustmon_runtime::heap::{self, HeapMode};
+/// assert_eq!(heap::mode(), HeapMode::Counting); // the default
+/// ```
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum HeapMode {
     /// Forward to the inner allocator and count nothing (one relaxed load per call).
@@ -120,7 +126,9 @@ pub fn is_installed() -> bool {
 /// A global allocator that counts and samples allocations, forwarding them to `A` (the system
 /// allocator by default, or e.g. jemalloc's).
 ///
-/// Install it in the application (never in a library):
+/// Install it in the application (never in a library).
+///
+/// # Examples
 /// ```
 /// #[global_allocator]
 /// static GLOBAL: rustmon_runtime::TrackingAllocator = rustmon_runtime::TrackingAllocator::system();
@@ -428,7 +436,15 @@ fn on_free(p: *mut u8, size: usize) {
     }
 }
 
-/// Process-wide allocation counters (exact, summed over every thread).
+/// Allocation counters (exact): process-wide from [`stats`], or one thread's from
+/// [`thread_stats`].
+///
+/// # Examples
+/// ```
+/// use rustmon_runtime::HeapStats;
+/// let s = HeapStats { allocated_bytes: 100, allocated_objects: 2, freed_bytes: 40, freed_objects: 1 };
+/// assert_eq!((s.live_bytes(), s.live_objects()), (60, 1));
+/// ```
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct HeapStats {
     /// Bytes allocated since the allocator started counting.
@@ -842,6 +858,14 @@ fn untrack(ptr: usize) {
 
 /// One allocation site of the heap profile, with estimated totals (samples scaled by their
 /// weights) and the raw return addresses of its stack.
+///
+/// # Examples
+/// ```
+/// use rustmon_runtime::heap::SiteStats;
+/// let s = SiteStats { index: 1, ips: vec![], allocated_bytes: 1 << 20, allocated_objects: 16,
+///                     freed_bytes: 1 << 19, freed_objects: 8 };
+/// assert_eq!((s.live_bytes(), s.live_objects()), (1 << 19, 8));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SiteStats {
     /// Stable index of the site in this process (0 is `(other)`: sites past [`MAX_SITES`]).
@@ -870,7 +894,13 @@ impl SiteStats {
     }
 }
 
-/// Sampling counters.
+/// Sampling counters, from [`sampler_stats`].
+///
+/// # Examples
+/// ```
+/// let s = rustmon_runtime::heap::sampler_stats();
+/// assert!(s.tracked <= rustmon_runtime::heap::MAX_TRACKED as u64);
+/// ```
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct SamplerStats {
     /// Samples taken.

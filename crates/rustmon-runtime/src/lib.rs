@@ -46,6 +46,12 @@ pub use sampler::{MAX_THREAD_NAMES, RuntimeSampler};
 pub use tokio_rt::UNAVAILABLE as TOKIO_UNAVAILABLE_METRICS;
 
 /// Why a runtime reading failed.
+///
+/// # Examples
+/// ```
+/// let e = rustmon_runtime::RuntimeError::Unavailable("process metrics");
+/// assert_eq!(e.to_string(), "process metrics are not available on this platform");
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     /// The platform does not offer this reading.

@@ -24,7 +24,7 @@ use crate::sampler::RuntimeSampler;
 /// monitor.register_plugin(RuntimePlugin::new()).unwrap();
 /// # monitor.shutdown(std::time::Duration::from_secs(5));
 /// ```
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RuntimePlugin {
     sampler: Option<RuntimeSampler>,
     stop: Arc<(Mutex<bool>, Condvar)>,
@@ -42,11 +42,19 @@ impl RuntimePlugin {
         }
         RuntimePlugin {
             sampler: Some(sampler),
-            ..RuntimePlugin::default()
+            stop: Arc::default(),
+            thread: None,
         }
     }
 
     /// Also monitors the tokio runtime of `handle`, labelled `tokio.runtime = name`.
+    ///
+    /// # Examples
+    /// ```
+    /// let background = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().unwrap();
+    /// let plugin = rustmon_runtime::RuntimePlugin::new().tokio_runtime("background", background.handle().clone());
+    /// # drop(plugin);
+    /// ```
     #[cfg(feature = "tokio")]
     pub fn tokio_runtime(
         mut self,
@@ -57,6 +65,13 @@ impl RuntimePlugin {
             s.add_tokio_runtime(name, handle);
         }
         self
+    }
+}
+
+impl Default for RuntimePlugin {
+    /// The same as [`RuntimePlugin::new`].
+    fn default() -> Self {
+        RuntimePlugin::new()
     }
 }
 
@@ -163,7 +178,17 @@ fn run(
 }
 
 /// Exports the heap profile now: one `heap.profile` event (kind `runtime`) with the profile's
-/// summary, and one child `heap.profile.site` per site, in rank order.
+/// summary, and one child `heap.profile.site` per site, in rank order. The plugin calls it every
+/// `profile_interval_ms`; call it yourself to export a profile at a moment of your choosing.
+///
+/// # Examples
+/// ```
+/// use rustmon_core::Monitor;
+/// use rustmon_runtime::{export_profile, profile::Symbols, RuntimeConfig};
+/// let monitor = Monitor::builder("svc").build().unwrap();
+/// export_profile(&monitor, &RuntimeConfig::default(), &mut Symbols::new());
+/// # monitor.shutdown(std::time::Duration::from_secs(5));
+/// ```
 pub fn export_profile(monitor: &Monitor, config: &RuntimeConfig, symbols: &mut Symbols) {
     let sites = heap_profile(
         symbols,

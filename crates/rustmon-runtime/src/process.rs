@@ -4,7 +4,13 @@
 
 use crate::RuntimeError;
 
-/// One reading of the process's counters.
+/// One reading of the process's counters, from [`ProcessSampler::sample`].
+///
+/// # Examples
+/// ```
+/// let s = rustmon_runtime::ProcessSample { cpu_user_s: 1.5, cpu_system_s: 0.5, ..Default::default() };
+/// assert_eq!(s.cpu_user_s + s.cpu_system_s, 2.0);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ProcessSample {
     /// CPU time spent in user mode, seconds since the process started.

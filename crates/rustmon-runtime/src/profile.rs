@@ -7,6 +7,12 @@ use crate::config::ProfileOrder;
 use crate::heap::{self, SiteStats};
 
 /// One symbolised frame.
+///
+/// # Examples
+/// ```
+/// let f = rustmon_runtime::profile::Frame { function: "app::load".into(), file: Some("src/app.rs".into()), line: Some(7) };
+/// assert_eq!(f.to_string(), "app::load (src/app.rs:7)");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Frame {
     /// The demangled function name (without the hash suffix), or `??`.
@@ -27,7 +33,15 @@ impl std::fmt::Display for Frame {
     }
 }
 
-/// A site of the heap profile with its symbolised stack.
+/// A site of the heap profile with its symbolised stack, from [`heap_profile`].
+///
+/// # Examples
+/// ```
+/// use rustmon_runtime::{profile::{heap_profile, Symbols}, ProfileOrder};
+/// for site in heap_profile(&mut Symbols::new(), ProfileOrder::AllocatedBytes, false, 5) {
+///     println!("{} bytes at {:?}", site.stats.allocated_bytes, site.frames.first());
+/// }
+/// ```
 #[derive(Clone, Debug)]
 pub struct ProfileSite {
     /// The site's estimated totals.
@@ -89,6 +103,14 @@ const SKIP: &[&str] = &[
 
 /// Symbolises return addresses (inlined frames expanded), dropping the allocator's own frames at
 /// the top. Allocates and takes the backtrace crate's lock: call it off the hot path.
+///
+/// # Examples
+/// ```
+/// let mut ips = Vec::new();
+/// backtrace::trace(|frame| { ips.push(frame.ip() as usize); ips.len() < 8 });
+/// let frames = rustmon_runtime::profile::symbolize(&ips);
+/// assert!(!frames.is_empty());
+/// ```
 pub fn symbolize(ips: &[usize]) -> Vec<Frame> {
     let mut frames = Vec::new();
     for &ip in ips {
@@ -122,6 +144,14 @@ pub fn symbolize(ips: &[usize]) -> Vec<Frame> {
 }
 
 /// Caches symbolised stacks by site index (sites never change once recorded).
+///
+/// # Examples
+/// ```
+/// use rustmon_runtime::{heap::SiteStats, profile::Symbols};
+/// let mut symbols = Symbols::new();
+/// let site = SiteStats { index: 3, ips: vec![], allocated_bytes: 0, allocated_objects: 0, freed_bytes: 0, freed_objects: 0 };
+/// assert!(symbols.frames(&site).is_empty());
+/// ```
 #[derive(Debug, Default)]
 pub struct Symbols {
     cache: HashMap<usize, Arc<Vec<Frame>>>,

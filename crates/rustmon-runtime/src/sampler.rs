@@ -117,6 +117,15 @@ impl RuntimeSampler {
     }
 
     /// Also reports the metrics of a tokio runtime, labelled `tokio.runtime = name`.
+    ///
+    /// # Examples
+    /// ```
+    /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let mut sampler = rustmon_runtime::RuntimeSampler::new();
+    /// sampler.add_tokio_runtime("main", rt.handle().clone());
+    /// let m = sampler.sample(&rustmon_runtime::RuntimeConfig::default());
+    /// assert!(m.iter().any(|m| m.name == "tokio.tasks.alive"));
+    /// ```
     #[cfg(feature = "tokio")]
     pub fn add_tokio_runtime(&mut self, name: impl Into<String>, handle: tokio::runtime::Handle) {
         self.runtimes
