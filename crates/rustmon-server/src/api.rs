@@ -226,6 +226,7 @@ async fn health(State(api): State<Api>, RawQuery(q): RawQuery) -> ApiResult {
         "version": env!("CARGO_PKG_VERSION"),
         "spans": st.spans,
         "segments": st.segments,
+        "sealed_spans": st.segment_spans,
         "disk_bytes": st.disk_bytes,
         "queue_depth": st.queue_depth,
     }))

@@ -422,3 +422,92 @@ pub fn grpc_services(
             .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{EmbeddedStore, StoreOptions};
+    use crate::testdata::{Rng, realistic_request};
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+    use std::future::IntoFuture;
+
+    /// With the writer held, a second batch finds the queue full: HTTP 429 with Retry-After,
+    /// gRPC RESOURCE_EXHAUSTED; the first batch completes once the writer resumes.
+    #[test]
+    fn full_queue_is_refused() {
+        let dir = std::env::temp_dir().join(format!("rustmon-bp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let metrics = Arc::new(SelfMetrics::default());
+        let mut opts = StoreOptions::new(&dir);
+        opts.max_queue_bytes = 1;
+        let store = Arc::new(EmbeddedStore::open(opts, metrics.clone()).unwrap());
+        let ing_metrics = metrics.clone();
+        let ing = Ingest {
+            store: store.clone(),
+            metrics,
+            max_body: 1 << 20,
+            inflight: Arc::new(Semaphore::new(8)),
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (http_addr, grpc_addr) = rt.block_on(async {
+            let h = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let g = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addrs = (h.local_addr().unwrap(), g.local_addr().unwrap());
+            tokio::spawn(axum::serve(h, http_router(ing.clone())).into_future());
+            let (ts, ms) = grpc_services(ing);
+            tokio::spawn(
+                tonic::transport::Server::builder()
+                    .add_service(ts)
+                    .add_service(ms)
+                    .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(g)),
+            );
+            addrs
+        });
+        let body =
+            realistic_request(&mut Rng::new(1), 40, 1_700_000_000_000_000_000).encode_to_vec();
+        let url = format!("http://{http_addr}/v1/traces");
+        let guard = store.pause();
+        let first = {
+            let (url, body) = (url.clone(), body.clone());
+            std::thread::spawn(move || {
+                reqwest::blocking::Client::new()
+                    .post(url)
+                    .header("content-type", "application/x-protobuf")
+                    .body(body)
+                    .send()
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+        };
+        // the writer fsyncs the first batch, then waits for the view we hold
+        while ing_metrics.wal_syncs.load(Ordering::Relaxed) == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let r = reqwest::blocking::Client::new()
+            .post(&url)
+            .header("content-type", "application/x-protobuf")
+            .body(body.clone())
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 429);
+        assert_eq!(r.headers()["retry-after"], "1");
+        let st = rt.block_on(async {
+            let mut c = TraceServiceClient::connect(format!("http://{grpc_addr}"))
+                .await
+                .unwrap();
+            let req = ExportTraceServiceRequest::decode(&body[..]).unwrap();
+            c.export(req).await.unwrap_err()
+        });
+        assert_eq!(st.code(), tonic::Code::ResourceExhausted, "{st:?}");
+        drop(guard);
+        assert_eq!(first.join().unwrap(), 200);
+        store.shutdown();
+        rt.shutdown_background();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use rusqlite::{Connection, OptionalExtension, params};
+use rustc_hash::FxHashMap;
 
 use super::db;
 use super::rollup::{Agg, Linker, MINUTE_NS, Rollups};
@@ -59,7 +60,7 @@ impl StoreOptions {
 #[derive(Debug)]
 struct Memtable {
     spans: Vec<Arc<SpanRecord>>,
-    by_trace: HashMap<[u8; 16], Vec<u32>>,
+    by_trace: FxHashMap<[u8; 16], Vec<u32>>,
     rollups: Rollups,
     created: Instant,
 }
@@ -68,7 +69,7 @@ impl Memtable {
     fn new() -> Self {
         Memtable {
             spans: Vec::new(),
-            by_trace: HashMap::new(),
+            by_trace: FxHashMap::default(),
             rollups: Rollups::default(),
             created: Instant::now(),
         }
@@ -259,6 +260,14 @@ impl EmbeddedStore {
             tx,
             threads: Mutex::new(threads),
         })
+    }
+}
+
+#[cfg(test)]
+impl EmbeddedStore {
+    /// Holds the writer after its next fsync (test hook for backpressure).
+    pub(crate) fn pause(&self) -> std::sync::RwLockWriteGuard<'_, impl Sized> {
+        self.inner.view.write().unwrap_or_else(|e| e.into_inner())
     }
 }
 

@@ -1,6 +1,8 @@
 //! Per-minute rollups computed at ingest from every span, and service-map link resolution.
 
 use std::collections::HashMap;
+
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
 use crate::histogram::Histogram;
@@ -82,11 +84,11 @@ pub struct EdgeKey {
 #[derive(Debug, Default)]
 pub struct Rollups {
     /// Operations.
-    pub ops: HashMap<OpKey, Agg>,
+    pub ops: FxHashMap<OpKey, Agg>,
     /// Statements.
-    pub db: HashMap<DbKey, Agg>,
+    pub db: FxHashMap<DbKey, Agg>,
     /// Edges.
-    pub edges: HashMap<EdgeKey, Agg>,
+    pub edges: FxHashMap<EdgeKey, Agg>,
 }
 
 impl Rollups {
@@ -167,8 +169,8 @@ struct Orphan {
 /// generations.
 #[derive(Debug, Default)]
 pub struct Linker {
-    spans: [HashMap<[u8; 8], SpanInfo>; 2],
-    orphans: [HashMap<[u8; 8], Vec<Orphan>>; 2],
+    spans: [FxHashMap<[u8; 8], SpanInfo>; 2],
+    orphans: [FxHashMap<[u8; 8], Vec<Orphan>>; 2],
 }
 
 fn peer_of(s: &SpanRecord) -> Option<String> {

@@ -20,7 +20,7 @@
 //! services present, and a bloom filter over the segment's trace ids, so a trace-by-id lookup
 //! reads one block of one segment.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
@@ -141,26 +141,26 @@ impl Bloom {
 
 /// Encodes a block's strings as dictionary indexes.
 #[derive(Default)]
-struct Dict {
-    map: HashMap<String, u32>,
+struct Dict<'a> {
+    map: FxHashMap<&'a str, u32>,
     out: Vec<u8>,
     n: u32,
 }
 
-impl Dict {
-    fn id(&mut self, s: &str) -> u32 {
+impl<'a> Dict<'a> {
+    fn id(&mut self, s: &'a str) -> u32 {
         if let Some(&i) = self.map.get(s) {
             return i;
         }
         let i = self.n;
         self.n += 1;
         put_bytes(&mut self.out, s.as_bytes());
-        self.map.insert(s.to_owned(), i);
+        self.map.insert(s, i);
         i
     }
 }
 
-fn put_attrs(buf: &mut Vec<u8>, dict: &mut Dict, attrs: &Attrs) {
+fn put_attrs<'a>(buf: &mut Vec<u8>, dict: &mut Dict<'a>, attrs: &'a Attrs) {
     put_uvarint(buf, attrs.len() as u64);
     for (k, v) in attrs {
         put_uvarint(buf, u64::from(dict.id(k)));
@@ -200,6 +200,7 @@ pub fn write_segment(
     let mut bloom = Bloom::with_capacity(spans.len() / 2 + 1);
     let mut services: Vec<String> = Vec::new();
     let (mut min_start, mut max_start) = (u64::MAX, 0);
+    let mut comp = zstd::bulk::Compressor::new(level)?;
     let mut i = 0;
     while i < spans.len() {
         let mut end = (i + BLOCK_SPANS).min(spans.len());
@@ -211,7 +212,7 @@ pub fn write_segment(
             end += 1;
         }
         let chunk = &spans[i..end];
-        let (cols, meta) = encode_block(chunk, offset, level)?;
+        let (cols, meta) = encode_block(chunk, offset, &mut comp)?;
         for c in &cols {
             f.write_all(c)?;
             offset += c.len() as u64;
@@ -250,10 +251,10 @@ pub fn write_segment(
     Ok(meta)
 }
 
-fn encode_block(
-    spans: &[&SpanRecord],
+fn encode_block<'a>(
+    spans: &[&'a SpanRecord],
     offset: u64,
-    level: i32,
+    comp: &mut zstd::bulk::Compressor<'static>,
 ) -> Result<(Vec<Vec<u8>>, BlockMeta), SegmentError> {
     let n = spans.len();
     let mut dict = Dict::default();
@@ -277,9 +278,10 @@ fn encode_block(
     for r in runs {
         put_uvarint(&mut cols[C_TRACE], r);
     }
-    let mut pos_of: HashMap<[u8; 8], usize> = HashMap::with_capacity(n);
+    let mut pos_of: FxHashMap<[u8; 8], usize> = FxHashMap::default();
+    pos_of.reserve(n);
     let mut prev_start = 0u64;
-    let mut res_ids: HashMap<*const Attrs, u32> = HashMap::new();
+    let mut res_ids: FxHashMap<*const Attrs, u32> = FxHashMap::default();
     let mut res_col = Vec::new();
     let mut res_count = 0u32;
     let (mut min_start, mut max_start) = (u64::MAX, 0);
@@ -346,7 +348,7 @@ fn encode_block(
     let mut col_lens = [0u32; NCOLS];
     let mut out = Vec::with_capacity(NCOLS);
     for (i, c) in cols.iter().enumerate() {
-        let z = zstd::bulk::compress(c, level)?;
+        let z = comp.compress(c)?;
         col_lens[i] = z.len() as u32;
         out.push(z);
     }
@@ -461,6 +463,10 @@ pub fn read_meta(path: &Path) -> Result<SegmentMeta, SegmentError> {
     Ok(decode_footer(&footer)?)
 }
 
+thread_local! {
+    static DCTX: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { std::cell::RefCell::new(None) };
+}
+
 /// A decompressed block, able to materialize rows.
 #[derive(Debug)]
 pub struct Block {
@@ -492,7 +498,16 @@ impl Block {
             let part = &raw[p..p + l as usize];
             p += l as usize;
             let cap = zstd::bulk::Decompressor::upper_bound(part).unwrap_or(64 << 20);
-            cols.push(zstd::bulk::decompress(part, cap.min(256 << 20))?);
+            cols.push(DCTX.with(|d| -> std::io::Result<Vec<u8>> {
+                let mut d = d.borrow_mut();
+                if d.is_none() {
+                    *d = Some(zstd::bulk::Decompressor::new()?);
+                }
+                match d.as_mut() {
+                    Some(d) => d.decompress(part, cap.min(256 << 20)),
+                    None => Err(std::io::Error::other("no zstd context")),
+                }
+            })?);
         }
         Ok(Self::parse(cols, meta.count as usize)?)
     }
