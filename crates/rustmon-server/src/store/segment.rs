@@ -251,8 +251,8 @@ pub fn write_segment(
     Ok(meta)
 }
 
-fn encode_block<'a>(
-    spans: &[&'a SpanRecord],
+fn encode_block(
+    spans: &[&SpanRecord],
     offset: u64,
     comp: &mut zstd::bulk::Compressor<'static>,
 ) -> Result<(Vec<Vec<u8>>, BlockMeta), SegmentError> {
