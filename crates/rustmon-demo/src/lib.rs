@@ -150,6 +150,7 @@ fn monitor(service: &str, options: &Options) -> Result<Monitor, DemoError> {
             ..CoreConfig::default()
         })
         .plugin_config("runtime", serde_json::json!({ "interval_ms": 2000 }))
+        .plugin_config("remote_config", serde_json::json!({ "interval_ms": 2000 }))
         .plugin_config(
             "http_server",
             serde_json::json!({ "ignore_routes": ["/health"] }),
