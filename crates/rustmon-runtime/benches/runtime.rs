@@ -106,5 +106,57 @@ fn tick(c: &mut Criterion) {
     eprintln!("metrics per full tick: {n}");
 }
 
-criterion_group!(benches, alloc, tick);
+/// The per-request wrapper's cost per poll: a future that is pending 9 times then ready, bare
+/// and measured (10 polls each).
+fn measure(c: &mut Criterion) {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
+    use rustmon_runtime::MeasureExt;
+
+    struct Countdown(u32);
+    impl Future for Countdown {
+        type Output = u32;
+        fn poll(mut self: std::pin::Pin<&mut Self>, _: &mut Context<'_>) -> Poll<u32> {
+            if self.0 == 0 {
+                Poll::Ready(7)
+            } else {
+                self.0 -= 1;
+                Poll::Pending
+            }
+        }
+    }
+    fn drive<F: Future>(f: F) -> F::Output {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut f = pin!(f);
+        loop {
+            if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                return v;
+            }
+        }
+    }
+    heap::set_mode(HeapMode::Counting);
+    let mut g = c.benchmark_group("measure");
+    g.throughput(Throughput::Elements(10));
+    g.warm_up_time(Duration::from_secs(1));
+    g.measurement_time(Duration::from_secs(3));
+    g.bench_function("bare", |b| {
+        b.iter_custom(|iters| {
+            common::cpu_timed(iters, || {
+                black_box(drive(Countdown(black_box(9))));
+            })
+        })
+    });
+    g.bench_function("measured", |b| {
+        b.iter_custom(|iters| {
+            common::cpu_timed(iters, || {
+                black_box(drive(Countdown(black_box(9)).measured()));
+            })
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, alloc, tick, measure);
 criterion_main!(benches);

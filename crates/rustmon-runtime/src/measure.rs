@@ -112,13 +112,11 @@ pub struct Measured<F> {
     inner: F,
     stats: TaskStats,
     created_ns: u64,
-    recorder: Option<(Arc<WakeRecorderHandle>, Waker)>,
+    /// Our waker wrapping the executor's, and its shared state.
+    recorder: Option<(Arc<WakeRecorder>, Waker)>,
 }
 
-/// Opaque wrapper so `Measured` can derive `Debug`.
-struct WakeRecorderHandle(Arc<WakeRecorder>);
-
-impl std::fmt::Debug for WakeRecorderHandle {
+impl std::fmt::Debug for WakeRecorder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("WakeRecorder")
     }
@@ -135,31 +133,33 @@ impl<F: Future> Future for Measured<F> {
         // Time runnable but not running: since the wake-up, or since creation for the first poll.
         let runnable_since = match &this.recorder {
             None => this.created_ns,
-            Some((rec, _)) => rec.0.woken_at.swap(0, Ordering::Relaxed),
+            Some((rec, _)) => rec.woken_at.swap(0, Ordering::Relaxed),
         };
         if runnable_since != 0 {
             this.stats.sched_wait_ns += start.saturating_sub(runnable_since);
         }
-        let reuse = matches!(&this.recorder, Some((rec, _)) if rec.0.inner.will_wake(cx.waker()));
+        let reuse = matches!(&this.recorder, Some((rec, _)) if rec.inner.will_wake(cx.waker()));
         if !reuse {
             let rec = Arc::new(WakeRecorder {
                 woken_at: AtomicU64::new(0),
                 inner: cx.waker().clone(),
             });
             let waker = Waker::from(rec.clone());
-            this.recorder = Some((Arc::new(WakeRecorderHandle(rec)), waker));
+            this.recorder = Some((rec, waker));
         }
         let waker = match &this.recorder {
-            Some((_, w)) => w.clone(),
-            None => cx.waker().clone(),
+            Some((_, w)) => w,
+            None => cx.waker(),
         };
-        let bytes = heap::allocated_bytes_on_this_thread();
-        let count = heap::allocations_on_this_thread();
-        let mut inner_cx = Context::from_waker(&waker);
+        let before = heap::thread_stats();
+        let mut inner_cx = Context::from_waker(waker);
         // SAFETY: see above; `inner` is not moved.
         let res = unsafe { Pin::new_unchecked(&mut this.inner) }.poll(&mut inner_cx);
-        this.stats.alloc_bytes += heap::allocated_bytes_on_this_thread().saturating_sub(bytes);
-        this.stats.alloc_count += heap::allocations_on_this_thread().saturating_sub(count);
+        let after = heap::thread_stats();
+        this.stats.alloc_bytes += after.allocated_bytes.saturating_sub(before.allocated_bytes);
+        this.stats.alloc_count += after
+            .allocated_objects
+            .saturating_sub(before.allocated_objects);
         let end = now_ns();
         this.stats.polls += 1;
         this.stats.poll_ns += end.saturating_sub(start);
