@@ -122,7 +122,7 @@ fn measure(c: &mut Criterion) {
             if self.0 == 0 {
                 Poll::Ready(7)
             } else {
-                self.0 -= 1;
+                self.0 = black_box(self.0 - 1);
                 Poll::Pending
             }
         }

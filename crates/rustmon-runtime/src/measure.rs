@@ -18,16 +18,17 @@ use std::sync::Arc;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
-use std::time::Instant;
 
+use quanta::Instant;
 use rustmon_core::Event;
 
 use crate::heap;
 
+/// Nanoseconds on a monotonic clock (TSC-based where available, as rustmon-core's), never 0.
 fn now_ns() -> u64 {
     static BASE: OnceLock<Instant> = OnceLock::new();
     let base = *BASE.get_or_init(Instant::now);
-    base.elapsed().as_nanos() as u64 + 1
+    Instant::now().duration_since(base).as_nanos() as u64 + 1
 }
 
 /// What a [`Measured`] future measured.
