@@ -7,7 +7,10 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use rustmon_sql::{Dialect, Fingerprint, FingerprintCache, fingerprint};
+use rustmon_core::{Monitor, listener_fn};
+use rustmon_sql::{
+    ConnectionInfo, Dialect, Fingerprint, FingerprintCache, SqlInstrument, fingerprint,
+};
 
 const STMT: &str = "SELECT o.id, o.total, c.email FROM orders o JOIN customers c ON c.id = o.customer_id \
 WHERE o.status = 'paid' AND o.created_at > '2024-06-01' AND c.country IN ('DE', 'FR', 'NL') ORDER BY o.id LIMIT 50";
@@ -24,6 +27,24 @@ fn bench(c: &mut Criterion) {
     c.bench_function("fingerprint_200b_cached", |b| {
         b.iter(|| cache.get(black_box(STMT), Dialect::Postgres))
     });
+    // The whole per-statement cost of an integration: start (cached fingerprint, attributes),
+    // rows, finish into a real monitor's queue.
+    let monitor = Monitor::builder("bench")
+        .listener(listener_fn(|b| {
+            black_box(b.len());
+        }))
+        .build()
+        .expect("monitor");
+    let sql = SqlInstrument::new("bench", Some(monitor.clone()));
+    let conn = ConnectionInfo::from_url("postgres://127.0.0.1:5432/test");
+    c.bench_function("instrument_statement_event", |b| {
+        b.iter(|| {
+            let mut q = sql.start_with_parent(&conn, black_box(STMT), None);
+            q.set_returned_rows(1);
+            q.finish();
+        })
+    });
+    monitor.shutdown(std::time::Duration::from_secs(5));
 }
 
 criterion_group!(benches, bench);

@@ -251,15 +251,17 @@ impl SqlInstrument {
         self.monitor().is_some_and(Monitor::is_enabled)
     }
 
-    /// The live configuration, once a monitor is there.
+    /// The live configuration, once a monitor is there and enabled.
     pub fn config(&self) -> Option<ConfigHandle<DbConfig>> {
+        self.config_ref().cloned()
+    }
+
+    fn config_ref(&self) -> Option<&ConfigHandle<DbConfig>> {
         let m = self.monitor()?;
-        Some(
-            self.inner
-                .config
-                .get_or_init(|| m.config::<DbConfig>())
-                .clone(),
-        )
+        if !m.is_enabled() {
+            return None;
+        }
+        Some(self.inner.config.get_or_init(|| m.config::<DbConfig>()))
     }
 
     fn begin(&self, name: Cow<'static, str>, parent: Option<SpanContext>) -> Event {
@@ -288,7 +290,7 @@ impl SqlInstrument {
         sql: &str,
         parent: Option<SpanContext>,
     ) -> QueryEvent {
-        let Some(config) = self.config().filter(|_| self.is_enabled()) else {
+        let Some(config) = self.config_ref() else {
             return QueryEvent::inert();
         };
         let cfg = config.get();
@@ -340,7 +342,7 @@ impl SqlInstrument {
         name: &'static str,
         parent: Option<SpanContext>,
     ) -> QueryEvent {
-        let Some(config) = self.config().filter(|_| self.is_enabled()) else {
+        let Some(config) = self.config_ref() else {
             return QueryEvent::inert();
         };
         let cfg = config.get();
