@@ -23,6 +23,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the collector: OTLP receivers, embedded store and query API.
     Serve(ServeArgs),
+    /// Run the collector together with a small monitored sample system under load, to see
+    /// rustmon at work (a temporary data directory unless --data-dir is given).
+    #[cfg(feature = "demo")]
+    Demo(ServeArgs),
 }
 
 /// Flags of `rustmon serve`; each also reads a `RUSTMON_*` variable.

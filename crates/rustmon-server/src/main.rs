@@ -6,6 +6,8 @@ use rustmon_server::config::{Cli, Command};
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        #[cfg(feature = "demo")]
+        Command::Demo(args) => demo::run(args),
         Command::Serve(args) => {
             let settings = match args.resolve() {
                 Ok(s) => s,
@@ -54,5 +56,82 @@ fn main() -> std::process::ExitCode {
                 }
             }
         }
+    }
+}
+
+#[cfg(feature = "demo")]
+mod demo {
+    //! `rustmon demo`: the collector plus the sample system of `rustmon-demo`.
+
+    use std::process::ExitCode;
+
+    use rustmon_server::config::ServeArgs;
+    use tokio::sync::watch;
+
+    pub(crate) fn run(mut args: ServeArgs) -> ExitCode {
+        let temporary = args
+            .data_dir
+            .is_none()
+            .then(|| std::env::temp_dir().join(format!("rustmon-demo-{}", std::process::id())));
+        if let Some(dir) = &temporary {
+            args.data_dir = Some(dir.clone());
+        }
+        let code = match serve(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+        if let Some(dir) = temporary {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        code
+    }
+
+    fn serve(args: ServeArgs) -> anyhow::Result<()> {
+        let settings = args.resolve()?;
+        let data = settings.data_dir.clone();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async move {
+            let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
+            let (stop_tx, mut stop_rx) = watch::channel(false);
+            let collector = tokio::spawn(rustmon_server::server::run(
+                settings,
+                move |b| {
+                    let _ = bound_tx.send(b);
+                },
+                async move {
+                    let _ = stop_rx.wait_for(|s| *s).await;
+                },
+            ));
+            let Ok(bound) = bound_rx.await else {
+                // The collector failed before binding: report its error.
+                return collector.await?;
+            };
+            let mut options = rustmon_demo::Options::new(format!("http://{}", bound.otlp_http));
+            options.api_url = Some(format!("http://{}", bound.api));
+            options.data_dir = Some(data.join("demo"));
+            let demo = rustmon_demo::start(options).await?;
+            println!("rustmon demo {}", env!("CARGO_PKG_VERSION"));
+            println!("  dashboard          http://{}/", bound.api);
+            println!("  OTLP/HTTP          http://{}", bound.otlp_http);
+            println!("  demo shop          http://{}/products", demo.shop);
+            println!("  demo inventory     http://{}/stock/1", demo.inventory);
+            println!("  data               {}", data.display());
+            println!("Traffic is flowing; the dashboard fills within seconds. Ctrl-C stops.");
+            println!(
+                "listening api={} otlp_http={} otlp_grpc={}",
+                bound.api, bound.otlp_http, bound.otlp_grpc
+            );
+            rustmon_server::server::signal().await;
+            demo.shutdown().await;
+            let _ = stop_tx.send(true);
+            collector.await??;
+            println!("rustmon: stopped");
+            Ok(())
+        })
     }
 }
