@@ -14,7 +14,8 @@
 //!   for `s / (1 - exp(-s / mean))` bytes (the estimator tcmalloc and jemalloc use). A sample
 //!   records the raw return addresses of the stack (no symbol lookup, no allocation) into a
 //!   bounded table of allocation sites, and the sampled pointer into a bounded map so its free is
-//!   credited back to the site. While a thread is taking a sample, its own allocations are counted
+//!   credited back to the site (a free looks the map up only if a 16 KiB counting filter, one
+//!   load, says the pointer may be there). While a thread is taking a sample, its own allocations are counted
 //!   but never sampled: the allocator does not recurse.
 //! - **Never disturbing the program.** The allocator never panics and never allocates; its only
 //!   lock is a spin lock held for a few stores on the sampling slow path (never across an
@@ -56,6 +57,12 @@ pub enum HeapMode {
 }
 
 static MODE: AtomicU8 = AtomicU8::new(1);
+/// What the hot path checks, in one load: [`COUNT`], [`SAMPLE`], [`TRACKING`].
+static FAST: AtomicU8 = AtomicU8::new(COUNT);
+const COUNT: u8 = 1;
+const SAMPLE: u8 = 2;
+/// Some sampled allocations are tracked: frees must look them up.
+const TRACKING: u8 = 4;
 static SAMPLE_BYTES: AtomicU64 = AtomicU64::new(DEFAULT_SAMPLE_BYTES);
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 
@@ -74,14 +81,14 @@ pub fn set_mode(mode: HeapMode) {
     if mode == HeapMode::Sampling {
         reset_lock_after_fork();
     }
-    MODE.store(
-        match mode {
-            HeapMode::Off => 0,
-            HeapMode::Counting => 1,
-            HeapMode::Sampling => 2,
-        },
-        Relaxed,
-    );
+    let (value, bits) = match mode {
+        HeapMode::Off => (0, 0),
+        HeapMode::Counting => (1, COUNT),
+        HeapMode::Sampling => (2, COUNT | SAMPLE),
+    };
+    MODE.store(value, Relaxed);
+    // One atomic update, so concurrent allocations never see counting switched off in passing.
+    let _ = FAST.fetch_update(Relaxed, Relaxed, |f| Some((f & TRACKING) | bits));
 }
 
 /// What the tracking allocator currently does.
@@ -378,15 +385,15 @@ fn new_block() -> Option<&'static Block> {
 
 #[inline(always)]
 fn on_alloc(p: *mut u8, size: usize) {
-    let mode = MODE.load(Relaxed);
-    if mode == 0 {
+    let fast = FAST.load(Relaxed);
+    if fast & COUNT == 0 {
         return;
     }
     match block() {
         Some(b) => {
             bump(&b.alloc_bytes, size as u64);
             bump(&b.alloc_count, 1);
-            if mode == 2 {
+            if fast & SAMPLE != 0 {
                 let left = b.countdown.load(Relaxed) - size as i64;
                 b.countdown.store(left, Relaxed);
                 if left <= 0 {
@@ -402,7 +409,7 @@ fn on_alloc(p: *mut u8, size: usize) {
 }
 
 fn on_alloc_counts_only(size: usize) {
-    if MODE.load(Relaxed) == 0 {
+    if FAST.load(Relaxed) & COUNT == 0 {
         return;
     }
     match block() {
@@ -419,7 +426,11 @@ fn on_alloc_counts_only(size: usize) {
 
 #[inline(always)]
 fn on_free(p: *mut u8, size: usize) {
-    if MODE.load(Relaxed) != 0 {
+    let fast = FAST.load(Relaxed);
+    if fast == 0 {
+        return;
+    }
+    if fast & COUNT != 0 {
         match block() {
             Some(b) => {
                 bump(&b.free_bytes, size as u64);
@@ -431,7 +442,9 @@ fn on_free(p: *mut u8, size: usize) {
             }
         }
     }
-    if TRACKED.load(Relaxed) != 0 {
+    // Most frees are not of sampled allocations: a small counting filter, in L1, says so in one
+    // load before the tracked-pointer table is probed.
+    if fast & TRACKING != 0 && FILTER[filter_index(p as usize)].load(Relaxed) != 0 {
         untrack(p as usize);
     }
 }
@@ -633,6 +646,16 @@ static META: [AtomicU64; MAX_TRACKED * 2] = [const { AtomicU64::new(0) }; MAX_TR
 /// Per tracked pointer: the estimated bytes the sample stands for.
 static WEIGHT: [AtomicU64; MAX_TRACKED * 2] = [const { AtomicU64::new(0) }; MAX_TRACKED * 2];
 static TRACKED: AtomicUsize = AtomicUsize::new(0);
+/// How many tracked pointers fall in each bucket (saturating: a sample whose bucket is full is
+/// not tracked). Changed under the lock.
+static FILTER: [AtomicU8; FILTER_LEN] = [const { AtomicU8::new(0) }; FILTER_LEN];
+const FILTER_LEN: usize = 1 << 14;
+
+#[inline(always)]
+fn filter_index(ptr: usize) -> usize {
+    // Fibonacci hashing: one multiplication, high bits (page-aligned addresses differ high up).
+    ((ptr as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - 14)) as usize
+}
 /// Odd while a deletion moves entries of `KEYS`.
 static SHIFTS: AtomicU64 = AtomicU64::new(0);
 
@@ -759,7 +782,8 @@ fn insert_site(hash: u64, ips: &[usize]) -> usize {
 
 fn track(ptr: usize, site: usize, weight_bytes: u64, weight_objects: u64) {
     let _g = lock();
-    if TRACKED.load(Relaxed) >= MAX_TRACKED {
+    let bucket = &FILTER[filter_index(ptr)];
+    if TRACKED.load(Relaxed) >= MAX_TRACKED || bucket.load(Relaxed) == u8::MAX {
         SAMPLES_UNTRACKED.fetch_add(1, Relaxed);
         return;
     }
@@ -770,7 +794,10 @@ fn track(ptr: usize, site: usize, weight_bytes: u64, weight_objects: u64) {
         if k == 0 || k == ptr {
             // A stale entry for the same address (its free was missed) is overwritten.
             if k == 0 {
-                TRACKED.fetch_add(1, Relaxed);
+                bucket.store(bucket.load(Relaxed) + 1, Relaxed);
+                if TRACKED.fetch_add(1, Relaxed) == 0 {
+                    FAST.fetch_or(TRACKING, Relaxed);
+                }
             }
             META[i].store(
                 ((site as u64) << 32) | weight_objects.min(u32::MAX as u64),
@@ -853,7 +880,11 @@ fn untrack(ptr: usize) {
     }
     KEYS[hole].store(0, Release);
     SHIFTS.fetch_add(1, Release);
-    TRACKED.fetch_sub(1, Relaxed);
+    let bucket = &FILTER[filter_index(ptr)];
+    bucket.store(bucket.load(Relaxed).saturating_sub(1), Relaxed);
+    if TRACKED.fetch_sub(1, Relaxed) == 1 {
+        FAST.fetch_and(!TRACKING, Relaxed);
+    }
 }
 
 /// One allocation site of the heap profile, with estimated totals (samples scaled by their
