@@ -5,9 +5,12 @@
 #   SUITE=actix crates/rustmon-tower/bench/wrk.sh  # actix-web: bare, rustmon
 #   DURATION=15 ROUNDS=3 NO_BUILD=1 ...            # knobs (defaults shown: 15 s, 3 rounds)
 #
-# Modes: (a) bare; (b) the rustmon layer/middleware with rustmon's OTLP exporter listener sending
-# to a local OTLP sink (examples/otlp_sink.rs, answers 200); (c) tower-http TraceLayer +
-# tracing-opentelemetry + the opentelemetry-otlp batch exporter sending to the same sink.
+# Modes: (a) `bare`; (b) `rustmon`: the rustmon layer/middleware with rustmon's OTLP exporter
+# listener sending every event to a local OTLP sink (examples/otlp_sink.rs, answers 200);
+# `rustmon@0.1`: the same with head sampling at 10% (metrics still count every request);
+# `rustmon-noexport`: the layer with a listener that drops batches (recording cost alone);
+# (c) `otel`: tower-http TraceLayer + tracing-opentelemetry + the opentelemetry-otlp batch
+# exporter sending to the same sink. MODES="bare rustmon" narrows the run.
 # Rounds are interleaved (a b c a b c ...) and the median of each mode is reported, with its
 # ratio to bare. Needs the Debian package `wrk`.
 #
@@ -24,11 +27,11 @@ command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; e
 
 case "$SUITE" in
   axum)
-    MODES="bare rustmon otel"
+    MODES=${MODES:-"bare rustmon rustmon@0.1 rustmon-noexport otel"}
     [ -n "${NO_BUILD:-}" ] || cargo build -q --release -p rustmon-tower --features axum --example wrk_axum --example otlp_sink
     SERVER=$CARGO_TARGET_DIR/release/examples/wrk_axum ;;
   actix)
-    MODES="bare rustmon"
+    MODES=${MODES:-"bare rustmon"}
     [ -n "${NO_BUILD:-}" ] || { cargo build -q --release -p rustmon-tower --example otlp_sink;
                                 cargo build -q --release -p rustmon-actix --example wrk_actix; }
     SERVER=$CARGO_TARGET_DIR/release/examples/wrk_actix ;;
@@ -53,7 +56,9 @@ TMP=$(mktemp -d)
 echo "# $(date -u +%FT%TZ) $(uname -m) $(nproc) cores; load before: $(uptime | sed 's/.*load average: //')"
 for round in $(seq "$ROUNDS"); do
   for mode in $MODES; do
-    OTLP_ENDPOINT=http://127.0.0.1:$SINK_PORT "$SERVER" "$mode" 127.0.0.1:$PORT 2>/dev/null & pid=$!
+    rate=1; run=$mode
+    case "$mode" in *@*) run=${mode%@*}; rate=${mode#*@} ;; esac
+    SAMPLE_RATE=$rate OTLP_ENDPOINT=http://127.0.0.1:$SINK_PORT "$SERVER" "$run" 127.0.0.1:$PORT 2>/dev/null & pid=$!
     wait_port $PORT
     wrk -t1 -c32 -d2s http://127.0.0.1:$PORT/ >/dev/null          # warm-up
     out=$(wrk -t1 -c32 -d"${DURATION}"s --latency http://127.0.0.1:$PORT/)
