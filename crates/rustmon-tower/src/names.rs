@@ -94,3 +94,75 @@ mod tests {
         assert_eq!(names.get("GET /orders/{id}", ""), "GET /orders/{id} ");
     }
 }
+
+/// A bounded set of short strings kept for the life of the program (host names, user agents),
+/// so that recording them does not allocate per request. Strings longer than `max_len`, or
+/// arriving once `cap` are kept, are allocated per request instead.
+pub(crate) struct Strings {
+    map: ArcSwap<HashMap<u64, Vec<&'static str>>>,
+    len: Mutex<usize>,
+    cap: usize,
+    max_len: usize,
+}
+
+impl Strings {
+    pub(crate) fn new(cap: usize, max_len: usize) -> Strings {
+        Strings {
+            map: ArcSwap::default(),
+            len: Mutex::new(0),
+            cap,
+            max_len,
+        }
+    }
+
+    /// `s`, shared when possible.
+    pub(crate) fn get(&self, s: &str) -> Cow<'static, str> {
+        if s.len() > self.max_len {
+            return Cow::Owned(s.to_owned());
+        }
+        let h = hash("", s);
+        if let Some(found) = self
+            .map
+            .load()
+            .get(&h)
+            .and_then(|v| v.iter().find(|n| **n == s))
+        {
+            return Cow::Borrowed(found);
+        }
+        self.insert(h, s)
+    }
+
+    #[cold]
+    fn insert(&self, h: u64, s: &str) -> Cow<'static, str> {
+        let mut len = self.len.lock().unwrap_or_else(PoisonError::into_inner);
+        let current = self.map.load_full();
+        if let Some(found) = current.get(&h).and_then(|v| v.iter().find(|n| **n == s)) {
+            return Cow::Borrowed(found);
+        }
+        if *len >= self.cap {
+            return Cow::Owned(s.to_owned());
+        }
+        // Leaked on purpose: at most `cap` strings of at most `max_len` bytes.
+        let kept: &'static str = Box::leak(s.to_owned().into_boxed_str());
+        let mut next = HashMap::clone(&current);
+        next.entry(h).or_default().push(kept);
+        self.map.store(Arc::new(next));
+        *len += 1;
+        Cow::Borrowed(kept)
+    }
+}
+
+#[cfg(test)]
+mod strings_tests {
+    use super::*;
+
+    #[test]
+    fn bounded_by_count_and_length() {
+        let s = Strings::new(2, 8);
+        assert!(matches!(s.get("a"), Cow::Borrowed("a")));
+        assert!(matches!(s.get("a"), Cow::Borrowed("a")));
+        assert!(matches!(s.get("b"), Cow::Borrowed("b")));
+        assert!(matches!(s.get("c"), Cow::Owned(_)));
+        assert!(matches!(s.get("much too long"), Cow::Owned(_)));
+    }
+}

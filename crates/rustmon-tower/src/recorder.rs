@@ -13,7 +13,7 @@ use rustmon_core::context::{self, SpanContext};
 use rustmon_core::{ConfigHandle, Event, Kind, Monitor, PluginConfig, Status};
 
 use crate::config::HttpServerConfig;
-use crate::names::{Names, UNMATCHED};
+use crate::names::{Names, Strings, UNMATCHED};
 
 /// What the recorder needs from a request's head. Adapters fill it from their framework's request
 /// type; every field is a cheap borrow.
@@ -87,6 +87,10 @@ struct Shared {
     monitor: Option<Monitor>,
     config: OnceLock<ConfigHandle<HttpServerConfig>>,
     names: Names,
+    /// `server.address` values (bounded), so that they do not allocate per request.
+    hosts: Strings,
+    /// `user_agent.original` values (bounded).
+    user_agents: Strings,
 }
 
 impl fmt::Debug for ServerRecorder {
@@ -196,6 +200,8 @@ impl ServerRecorder {
                 monitor,
                 config,
                 names: Names::default(),
+                hosts: Strings::new(64, 64),
+                user_agents: Strings::new(256, 128),
             }),
         }
     }
@@ -250,24 +256,30 @@ impl ServerRecorder {
         if method == "_OTHER" {
             event.set("http.request.method_original", head.method.to_owned());
         }
+        // A route without parameters is its own path: share the interned string.
+        let path: Cow<'static, str> = match &route_attr {
+            Some(Cow::Borrowed(r)) if *r == head.path => Cow::Borrowed(r),
+            _ => Cow::Owned(head.path.to_owned()),
+        };
         if let Some(r) = route_attr {
             event.set("http.route", r);
         }
-        event.set("url.path", head.path.to_owned());
+        event.set("url.path", path);
         event.set("url.scheme", if head.https { "https" } else { "http" });
         if let Some(authority) = head.authority {
             let (host, port) = split_authority(authority);
-            event.set("server.address", host.to_owned());
+            event.set("server.address", self.shared.hosts.get(host));
             if let Some(port) = port {
                 event.set("server.port", i64::from(port));
             }
         }
         event.set("network.protocol.version", head.version);
         if let Some(ua) = head.user_agent {
-            event.set(
-                "user_agent.original",
-                String::from_utf8_lossy(ua).into_owned(),
-            );
+            let ua: Cow<'static, str> = match std::str::from_utf8(ua) {
+                Ok(ua) => self.shared.user_agents.get(ua),
+                Err(_) => Cow::Owned(String::from_utf8_lossy(ua).into_owned()),
+            };
+            event.set("user_agent.original", ua);
         }
         if let Some(len) = head.content_length {
             event.set("http.request.body.size", len);

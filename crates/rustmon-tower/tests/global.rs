@@ -22,7 +22,13 @@ async fn records_into_the_global_monitor_installed_later() {
     let get = |path: &str| client.get(format!("http://{addr}{path}").parse().unwrap());
 
     // No global monitor yet: requests pass through.
-    get("/orders/1").await.unwrap().into_body().collect().await.unwrap();
+    get("/orders/1")
+        .await
+        .unwrap()
+        .into_body()
+        .collect()
+        .await
+        .unwrap();
 
     let capture = Capture::new();
     let monitor = Monitor::builder("global-test")
@@ -33,7 +39,13 @@ async fn records_into_the_global_monitor_installed_later() {
     monitor
         .update_config("http_server", &serde_json::json!({ "response_body": true }))
         .unwrap();
-    get("/orders/2").await.unwrap().into_body().collect().await.unwrap();
+    get("/orders/2")
+        .await
+        .unwrap()
+        .into_body()
+        .collect()
+        .await
+        .unwrap();
     tokio::task::block_in_place(|| {
         capture
             .expect("GET /orders/{id}")
