@@ -17,14 +17,14 @@ use crate::body::ResponseBody;
 use crate::recorder::{RequestHead, RequestRecord, ServerRecorder};
 use crate::route::{MatchRoute, NoRoute, RouteFn, RouteRequest};
 
-/// A tower [`Layer`] that records one [`Kind::Server`] event per HTTP request.
+/// A tower [`Layer`] that records one [`Kind::Server`](rustmon_core::Kind::Server) event per HTTP request.
 ///
 /// Each request becomes an event named by method and route template (`GET /orders/{id}`, or
 /// `GET unmatched`), continuing the caller's trace from a W3C `traceparent` header, and current
 /// while the inner service handles the request, so events started by the handler (also after
 /// `.await`s) are its children. The event ends when the response body has been sent (or dropped);
 /// it records the attributes listed in the crate documentation, and what
-/// [`HttpServerConfig`] asks for, read once per request from the monitor's live configuration.
+/// [`HttpServerConfig`](crate::HttpServerConfig) asks for, read once per request from the monitor's live configuration.
 ///
 /// Events go to the global monitor unless [`with_monitor`](MonitorLayer::with_monitor) names one.
 /// With no monitor, or monitoring disabled, requests pass through untouched.

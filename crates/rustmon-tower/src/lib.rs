@@ -30,7 +30,7 @@
 //! What is captured is set by [`HttpServerConfig`] (plugin `http_server`), read once per request
 //! from the monitor's live configuration.
 //!
-//! With the `axum` feature, [`axum::layer()`] reads axum's `MatchedPath`.
+//! With the `axum` feature, `axum::layer()` reads axum's `MatchedPath`.
 //!
 //! # Examples
 //! ```

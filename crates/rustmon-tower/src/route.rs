@@ -26,7 +26,7 @@ pub struct RouteRequest<'r> {
 ///
 /// Closures `Fn(&RouteRequest<'_>) -> Option<&str>` are accepted through
 /// [`MonitorLayer::route_fn`](crate::MonitorLayer::route_fn) (wrapped in [`RouteFn`]). With the
-/// `axum` feature, [`AxumRoute`](crate::axum::AxumRoute) reads axum's `MatchedPath`.
+/// `axum` feature, `rustmon_tower::axum::AxumRoute` reads axum's `MatchedPath`.
 ///
 /// # Examples
 /// ```
