@@ -574,3 +574,33 @@ async fn a_body_dropped_mid_stream_is_recorded_as_cancelled() {
     });
     tokio::time::sleep(Duration::from_millis(1)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_without_a_body_are_not_mistaken_for_cancelled_ones() {
+    let h = serve(|_| {
+        Router::new()
+            .route("/orders/{id}", get(|| async { "order" }))
+            .route("/nothing", get(|| async { StatusCode::NO_CONTENT }))
+    })
+    .await;
+    assert_eq!(
+        h.send(h.req("HEAD", "/orders/1").body(Full::default()).unwrap())
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(h.get("/nothing").await.0, StatusCode::NO_CONTENT);
+    wait(|| {
+        h.capture
+            .expect("HEAD /orders/{id}")
+            .attr("http.response.status_code", 200_i64)
+            .no_attr("rustmon.cancelled")
+            .one();
+        h.capture
+            .expect("GET /nothing")
+            .attr("http.response.status_code", 204_i64)
+            .attr("http.response.body.size", 0_i64)
+            .no_attr("rustmon.cancelled")
+            .one();
+    });
+}
