@@ -536,7 +536,11 @@
           <span style="flex:1"></span><button class="btn" id="expand">Expand all</button><button class="btn" id="collapse">Collapse all</button></div>
           <div class="wf" id="wf"></div></div>`;
     },
-    after() { this.draw(); },
+    after() {
+      this.draw();
+      const hl = $('.wf-row.hl');
+      if (hl && !this.scrolled) { hl.scrollIntoView({ block: 'center' }); this.scrolled = true; }
+    },
     draw() {
       const t = this.t; if (!t) return;
       const spans = t.spans; const byId = new Map(spans.map((s) => [s.span_id, s]));
@@ -823,6 +827,16 @@
       }
       const cols = [];
       for (const n of [...nodes].sort()) { const l = layer.get(n); (cols[l] || (cols[l] = [])).push(n); }
+      // fewer crossings: order each column by the mean position of its callers (two passes)
+      for (let pass = 0; pass < 2; pass++) {
+        for (let i = 1; i < cols.length; i++) {
+          if (!cols[i]) continue;
+          const prev = new Map((cols[i - 1] || []).map((n, j) => [n, j]));
+          const bary = (n) => { const ps = deps.edges.filter((e) => e.callee === n && prev.has(e.caller)).map((e) => prev.get(e.caller)); return ps.length ? ps.reduce((a, b) => a + b, 0) / ps.length : Infinity; };
+          const bs = new Map(cols[i].map((n) => [n, bary(n)]));
+          cols[i].sort((a, b) => bs.get(a) - bs.get(b) || a.localeCompare(b));
+        }
+      }
       const NW = 210; const NH = 46; const GX = 170; const GY = 26;
       const pos = new Map();
       const H = Math.max(...cols.map((c) => (c || []).length)) * (NH + GY) + GY;
@@ -847,7 +861,10 @@
         const sw = (1 + 3 * Math.log10(1 + 9 * (e.calls / maxCalls))).toFixed(1);
         const d = b.x > a.x ? `M${x1},${y1}C${mx},${y1} ${mx},${y2} ${x2},${y2}` : `M${a.x + NW / 2},${a.y + NH}C${a.x + NW / 2},${a.y + NH + 40} ${b.x + NW / 2},${b.y + NH + 40} ${b.x + NW / 2},${b.y + NH}`;
         g += `<path class="edge${e.error_rate > 0.05 ? ' bad' : ''}" d="${d}" stroke-width="${sw}" marker-end="url(#arr)"><title>${esc(`${e.caller} → ${e.callee}: ${num(e.calls)} calls, ${fmtPct(e.error_rate)} errors, p95 ${fmtMs(e.p95_ms)}`)}</title></path>`;
-        label(mx, (y1 + y2) / 2 - 3, `${num(e.calls / mins, 1)}/min${e.errors ? ` · ${fmtPct(e.error_rate)} err` : ''}`);
+        // label at 70 % of the curve, near the callee, where fanned-out edges are apart
+        const bz = (t, a0, a1, a2, a3) => (1 - t) ** 3 * a0 + 3 * (1 - t) ** 2 * t * a1 + 3 * (1 - t) * t * t * a2 + t ** 3 * a3;
+        const lx = b.x > a.x ? bz(0.7, x1, mx, mx, x2) : mx; const ly = b.x > a.x ? bz(0.7, y1, y1, y2, y2) : (y1 + y2) / 2;
+        label(lx, ly - 4, `${num(e.calls / mins, 1)}/min${e.errors ? ` · ${fmtPct(e.error_rate)} err` : ''}`);
       }
       g += labels;
       for (const [n, q] of pos) {

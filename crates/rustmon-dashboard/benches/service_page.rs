@@ -66,26 +66,35 @@ fn main() {
     let now = now_ns();
     let hour = 3_600_000_000_000u64;
     let batches = spans.div_ceil(1000);
-    eprintln!("ingesting {spans} spans in {batches} batches…");
+    eprintln!("ingesting {spans} spans in batches of about 1000…");
     let t0 = Instant::now();
+    let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let rt = c.rt.as_ref().unwrap();
     rt.block_on(async {
         let mut set = tokio::task::JoinSet::new();
         let workers = 4;
         for w in 0..workers {
             let ingest = c.ingest.clone();
+            let sent = sent.clone();
             set.spawn(async move {
                 let mut rng = Rng::new(1000 + w as u64);
                 let mut shop = Shop::new();
                 let mut b = w;
-                while b < batches {
-                    let base = now - hour + (b as u64 * (hour - 60_000_000_000)) / batches as u64;
-                    // every fifth batch is the shop's traffic (about 12 spans per trace)
+                while sent.load(std::sync::atomic::Ordering::Relaxed) < spans {
+                    let slot = (b % batches) as u64;
+                    let base = now - hour + (slot * (hour - 60_000_000_000)) / batches as u64;
+                    // every fifth batch is the shop's traffic (about 9 spans per trace)
                     let req = if b % 5 == 0 {
-                        shop.traces(&mut rng, base, hour / batches as u64, 85)
+                        shop.traces(&mut rng, base, hour / batches as u64, 110)
                     } else {
                         realistic_request(&mut rng, 1000, base)
                     };
+                    let n: usize = req
+                        .resource_spans
+                        .iter()
+                        .flat_map(|r| &r.scope_spans)
+                        .map(|s| s.spans.len())
+                        .sum();
                     let wal = req.encode_to_vec();
                     loop {
                         match ingest.traces(req.clone(), wal.clone()).await {
@@ -93,6 +102,7 @@ fn main() {
                             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
                         }
                     }
+                    sent.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
                     b += workers;
                 }
             });
@@ -191,8 +201,25 @@ fn main() {
     ];
     let mut v: Vec<f64> = (0..runs.min(10)).map(|_| fetch_all(&c, &op)).collect();
     println!(
-        "| operation page: its 5 API calls at once | {:.1} ms | {:.1} ms |",
+        "| operation page: its {} API calls at once | {:.1} ms | {:.1} ms |",
+        op.len(),
         median(&mut v),
         p95(&mut v)
     );
+    for p in &op {
+        let mut v: Vec<f64> = (0..runs.min(10))
+            .map(|_| fetch_all(&c, std::slice::from_ref(p)))
+            .collect();
+        let (path, q) = p.split_once('?').unwrap();
+        let q: Vec<&str> = q
+            .split('&')
+            .filter(|kv| !kv.starts_with("from=") && !kv.starts_with("to="))
+            .collect();
+        println!(
+            "| `{path}?{}` alone | {:.1} ms | {:.1} ms |",
+            q.join("&"),
+            median(&mut v),
+            p95(&mut v)
+        );
+    }
 }
