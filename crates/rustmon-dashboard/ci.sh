@@ -14,23 +14,34 @@ fi
 cargo build -q -p rustmon-dashboard --example dashboard_demo
 target="${CARGO_TARGET_DIR:-target}"
 work="$(mktemp -d)"
-pid=""
+pids=""
+n=0
 cleanup() {
-  if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  for p in $pids; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-"$target/debug/examples/dashboard_demo" --data-dir "$work/data" >"$work/out" 2>"$work/err" &
-pid=$!
-api=""
-for _ in $(seq 1 600); do
-  api="$(sed -n 's/^listening api=\([^ ]*\).*/\1/p' "$work/out")"
-  [ -n "$api" ] && break
-  kill -0 "$pid" 2>/dev/null || { cat "$work/err" >&2; echo "ci: dashboard_demo exited" >&2; exit 1; }
-  sleep 0.1
-done
-[ -n "$api" ] || { echo "ci: dashboard_demo did not start" >&2; exit 1; }
+# start_demo [flags…]: starts the example, sets $api; its pid is added to $pids
+start_demo() {
+  n=$((n + 1))
+  local out="$work/out.$n"
+  "$target/debug/examples/dashboard_demo" "$@" >"$out" 2>"$out.err" &
+  local p=$!
+  pids="$pids $p"
+  api=""
+  for _ in $(seq 1 600); do
+    api="$(sed -n 's/^listening api=\([^ ]*\).*/\1/p' "$out")"
+    [ -n "$api" ] && return 0
+    kill -0 "$p" 2>/dev/null || { cat "$out.err" >&2; echo "ci: dashboard_demo exited" >&2; exit 1; }
+    sleep 0.1
+  done
+  echo "ci: dashboard_demo did not start" >&2
+  exit 1
+}
 
-python3 crates/rustmon-dashboard/tests/browser.py --base "http://$api" \
-  --out "${RUSTMON_SCREENSHOTS:-docs/screenshots}"
+shots="${RUSTMON_SCREENSHOTS:-docs/screenshots}"
+start_demo --data-dir "$work/data"
+python3 crates/rustmon-dashboard/tests/browser.py --base "http://$api" --out "$shots"
+start_demo --empty --data-dir "$work/empty"
+python3 crates/rustmon-dashboard/tests/browser.py --empty --base "http://$api" --out "$shots"

@@ -6,7 +6,8 @@
 //! cargo run -p rustmon-dashboard --example dashboard_demo -- --listen 127.0.0.1:7070
 //! ```
 //!
-//! Prints `listening api=… otlp_http=…` once ready; stops on Ctrl-C or SIGTERM.
+//! Prints `listening api=… otlp_http=…` once ready; stops on Ctrl-C or SIGTERM. With `--empty`
+//! it sends nothing (to see the empty states).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -20,7 +21,12 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let (mut listen, mut otlp, mut data) =
         ("127.0.0.1:0".to_string(), "127.0.0.1:0".to_string(), None);
+    let mut empty = false;
     while let Some(a) = args.next() {
+        if a == "--empty" {
+            empty = true;
+            continue;
+        }
         let v = args.next().unwrap_or_else(|| panic!("{a} needs a value"));
         match a.as_str() {
             "--listen" => listen = v,
@@ -33,7 +39,9 @@ fn main() {
     let dir = data.unwrap_or_else(|| tmp.0.clone());
     std::fs::create_dir_all(&dir).expect("data dir");
     let c = Collector::start_on(&dir, &listen, &otlp);
-    c.seed(60, 40);
+    if !empty {
+        c.seed(60, 40);
+    }
     println!("rustmon dashboard demo: http://{}/ui/", c.api_addr);
     println!("listening api={} otlp_http={}", c.api_addr, c.otlp_addr);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -54,7 +62,7 @@ fn main() {
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(500));
         let now = now_ns();
-        if now - last < 3_000_000_000 {
+        if empty || now - last < 3_000_000_000 {
             continue;
         }
         let n = 3 + rng.below(5);
