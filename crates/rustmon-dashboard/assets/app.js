@@ -39,7 +39,8 @@
       : s < 86400 ? `${(s / 3600).toFixed(1)} h ago` : fmtTime(t);
   };
   const short = (id) => String(id || '').slice(0, 8);
-  const hue = (s) => { let h = 0; for (const c of String(s)) h = (h * 31 + c.charCodeAt(0)) >>> 0; return h % 360; };
+  /** A stable hue per name: FNV-1a, spread by the golden angle so similar names differ. */
+  const hue = (s) => { let h = 2166136261; for (const c of String(s)) h = Math.imul(h ^ c.charCodeAt(0), 16777619) >>> 0; return Math.round((h % 1000) * 137.508) % 360; };
   const color = (s) => `hsl(${hue(s)} 60% 48%)`;
   const PAL = ['#1f6feb', '#bf3989', '#1a7f37', '#bc4c00', '#8250df', '#0a7f8f', '#9a6700', '#cf222e'];
 
