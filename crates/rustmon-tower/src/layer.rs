@@ -14,7 +14,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::body::ResponseBody;
-use crate::recorder::{RequestHead, RequestRecord, ServerRecorder};
+use crate::recorder::{RequestHead, RequestRecord, RouteSlot, ServerRecorder};
 use crate::route::{MatchRoute, NoRoute, RouteFn, RouteRequest};
 
 /// A tower [`Layer`] that records one [`Kind::Server`](rustmon_core::Kind::Server) event per HTTP request.
@@ -44,6 +44,7 @@ use crate::route::{MatchRoute, NoRoute, RouteFn, RouteRequest};
 pub struct MonitorLayer<R = NoRoute> {
     recorder: ServerRecorder,
     route: R,
+    route_slot: bool,
 }
 
 impl fmt::Debug for MonitorLayer {
@@ -67,6 +68,7 @@ impl MonitorLayer {
         MonitorLayer {
             recorder: ServerRecorder::new(None),
             route: NoRoute,
+            route_slot: false,
         }
     }
 }
@@ -77,6 +79,7 @@ impl<R: MatchRoute> MonitorLayer<R> {
         MonitorLayer {
             recorder: ServerRecorder::new(Some(monitor)),
             route: self.route,
+            route_slot: self.route_slot,
         }
     }
 
@@ -85,7 +88,16 @@ impl<R: MatchRoute> MonitorLayer<R> {
         MonitorLayer {
             recorder: self.recorder,
             route,
+            route_slot: self.route_slot,
         }
+    }
+
+    /// Puts a [`RouteSlot`] in each monitored request's extensions, for routers that route inside
+    /// the service (warp filters): the template they set there names the event when the request
+    /// ends. Costs one small allocation per request.
+    pub fn with_route_slot(mut self) -> Self {
+        self.route_slot = true;
+        self
     }
 
     /// Learns route templates from a closure returning the template of a request (`None`: no
@@ -117,6 +129,7 @@ impl<S, R: MatchRoute> Layer<S> for MonitorLayer<R> {
             inner,
             recorder: self.recorder.clone(),
             route: self.route.clone(),
+            route_slot: self.route_slot,
         }
     }
 }
@@ -127,6 +140,7 @@ pub struct MonitorService<S, R = NoRoute> {
     inner: S,
     recorder: ServerRecorder,
     route: R,
+    route_slot: bool,
 }
 
 impl<S: fmt::Debug, R> fmt::Debug for MonitorService<S, R> {
@@ -166,13 +180,18 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let Some(record) = self.start(&req) else {
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let Some(mut record) = self.start(&req) else {
             return ResponseFuture {
                 inner: self.inner.call(req),
                 record: None,
             };
         };
+        if self.route_slot {
+            let slot = RouteSlot::default();
+            req.extensions_mut().insert(slot.clone());
+            record.route_later(&self.recorder, slot);
+        }
         let inner = {
             let _current = context::attach(record.context());
             self.inner.call(req)

@@ -58,7 +58,7 @@ pub use config::{HttpServerConfig, MAX_BODY_CAPTURE, is_sensitive_header};
 pub use layer::{MonitorLayer, MonitorService, ResponseFuture};
 pub use names::UNMATCHED;
 pub use recorder::{
-    BodyRecord, Headers, RequestHead, RequestRecord, ServerRecorder, panic_message,
+    BodyRecord, Headers, RequestHead, RequestRecord, RouteSlot, ServerRecorder, panic_message,
 };
 pub use route::{MatchRoute, NoRoute, RouteFn, RouteRequest};
 pub use tower_layer::Layer;

@@ -61,6 +61,40 @@ impl Headers for () {
     fn each(&self, _f: &mut dyn FnMut(&str, &[u8])) {}
 }
 
+/// A request's route template, set by the router while it handles the request, for routers that
+/// route inside the monitored service (warp filters). The layer puts one in the request
+/// extensions when built with [`MonitorLayer::with_route_slot`](crate::MonitorLayer::with_route_slot);
+/// the router sets it; the event is renamed when the response (or panic, or cancellation) comes.
+///
+/// # Examples
+/// ```
+/// use rustmon_tower::RouteSlot;
+/// let slot = RouteSlot::default();
+/// slot.set("/orders/{id}");
+/// assert_eq!(slot.get(), Some("/orders/{id}"));
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct RouteSlot(Arc<std::sync::Mutex<Option<&'static str>>>);
+
+impl RouteSlot {
+    /// Sets the template; the last call wins (a router that tried a route and moved on to
+    /// another one sets the final one last).
+    pub fn set(&self, template: &'static str) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(template);
+    }
+
+    /// The template, if set.
+    pub fn get(&self) -> Option<&'static str> {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 /// Starts server events for one integration instance: where they go (a given monitor, or the
 /// global one), the live [`HttpServerConfig`], and interned event names. Cheap to clone.
 ///
@@ -294,7 +328,9 @@ impl ServerRecorder {
             capture_headers(&mut event, "http.request.header.", headers, &config);
         }
         Some(RequestRecord {
+            late_route: None,
             pending: Some(Pending {
+                method,
                 ctx: event.context(),
                 event,
                 head: head.method == "HEAD",
@@ -314,6 +350,7 @@ impl ServerRecorder {
 }
 
 struct Pending {
+    method: &'static str,
     event: Event,
     ctx: Option<SpanContext>,
     head: bool,
@@ -333,6 +370,8 @@ struct Pending {
 #[must_use = "dropping a RequestRecord records the request as cancelled"]
 pub struct RequestRecord {
     pending: Option<Pending>,
+    /// A route template the router sets later, and the recorder to name the event with it.
+    late_route: Option<(ServerRecorder, RouteSlot)>,
 }
 
 impl fmt::Debug for RequestRecord {
@@ -344,6 +383,30 @@ impl fmt::Debug for RequestRecord {
 }
 
 impl RequestRecord {
+    /// Names the event from `slot` when the request ends (see [`RouteSlot`]).
+    pub fn route_later(&mut self, recorder: &ServerRecorder, slot: RouteSlot) {
+        self.late_route = Some((recorder.clone(), slot));
+    }
+
+    /// Applies a late route: renames the event, or discards it when the route is ignored.
+    fn resolve_route(&mut self) {
+        let Some((recorder, slot)) = self.late_route.take() else {
+            return;
+        };
+        let (Some(route), Some(p)) = (slot.get(), self.pending.as_mut()) else {
+            return;
+        };
+        if let Some((_, config)) = recorder.active() {
+            if !config.get().ignore_routes.is_empty() && config.get().is_ignored(Some(route), "") {
+                std::mem::replace(&mut p.event, Event::inert()).discard();
+                return;
+            }
+        }
+        let name = recorder.shared.names.get(p.method, route);
+        p.event.set_name(name);
+        p.event.set("http.route", route);
+    }
+
     /// The request's event context: make it current while the handler runs.
     #[inline]
     pub fn context(&self) -> Option<SpanContext> {
@@ -358,6 +421,7 @@ impl RequestRecord {
     /// The response head is known: records the status (and headers, if configured); returns the
     /// record of the body, which finishes the event when the body ends.
     pub fn respond(mut self, status: u16, headers: &dyn Headers) -> BodyRecord {
+        self.resolve_route();
         let Some(mut p) = self.pending.take() else {
             return BodyRecord { state: None };
         };
@@ -385,6 +449,7 @@ impl RequestRecord {
 
     /// The handler failed without a response: records the error and finishes the event.
     pub fn failed(mut self, error_type: &'static str, message: &dyn fmt::Display) {
+        self.resolve_route();
         if let Some(mut p) = self.pending.take() {
             p.event.record_error(error_type, message);
             p.event.finish();
@@ -394,6 +459,7 @@ impl RequestRecord {
     /// The handler panicked: records the panic (error type `panic`) and finishes the event. The
     /// caller then resumes the panic.
     pub fn panicked(mut self, payload: &(dyn Any + Send)) {
+        self.resolve_route();
         if let Some(mut p) = self.pending.take() {
             p.event.record_error("panic", panic_message(payload));
             p.event.finish();
@@ -403,6 +469,7 @@ impl RequestRecord {
 
 impl Drop for RequestRecord {
     fn drop(&mut self) {
+        self.resolve_route();
         if let Some(mut p) = self.pending.take() {
             p.event.set("rustmon.cancelled", true);
             p.event.finish();
