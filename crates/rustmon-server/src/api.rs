@@ -805,14 +805,9 @@ async fn not_found() -> ApiError {
     )
 }
 
+/// `/` opens the dashboard.
 async fn index() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        "<!doctype html><title>rustmon</title><h1>rustmon collector</h1>\
-         <p>JSON API: <a href=\"/api/v1/services\">/api/v1/services</a>, \
-         <a href=\"/api/v1/openapi.json\">OpenAPI</a>, <a href=\"/metrics\">/metrics</a></p>",
-    )
-        .into_response()
+    axum::response::Redirect::temporary("/ui/").into_response()
 }
 
 /// The API router.

@@ -77,7 +77,8 @@ pub async fn run(
         router(Api {
             store: store.clone(),
             metrics,
-        }),
+        })
+        .merge(rustmon_dashboard::router()),
     )
     .with_graceful_shutdown(wait(stop_rx.clone()));
     let http = axum::serve(http_l, http_router(ingest.clone()))
