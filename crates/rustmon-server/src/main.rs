@@ -1,6 +1,10 @@
 //! `rustmon`: the collector binary.
 
 use clap::Parser;
+
+// the collector allocates and frees many small strings per span; mimalloc measured faster here
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use rustmon_server::config::{Cli, Command};
 
 fn main() -> std::process::ExitCode {

@@ -12,7 +12,7 @@ use serde_json::Value as Json;
 
 use crate::histogram::Histogram;
 use crate::model::{MetricPoint, UNKNOWN_SERVICE, any_value, kind_from_name};
-use crate::store::rollup::{Agg, MINUTE_NS, OpKey, Rollups};
+use crate::store::rollup::{MINUTE_NS, OpKey, Rollups};
 
 /// Body format of an OTLP/HTTP request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -294,7 +294,7 @@ pub fn convert_metrics(req: ExportMetricsServiceRequest) -> ConvertedMetrics {
                                             if lo > 0.0 { (lo * hi).sqrt() } else { hi / 2.0 };
                                         hist.record_n(mid * scale, c);
                                     }
-                                    let a = out.rollups.ops.entry(k).or_insert_with(Agg::default);
+                                    let a = out.rollups.ops.entry(k);
                                     a.count += p.count;
                                     if err {
                                         a.errors += p.count;
@@ -329,7 +329,7 @@ pub fn convert_metrics(req: ExportMetricsServiceRequest) -> ConvertedMetrics {
                                         }
                                     }
                                     hist.record_n(0.0, p.zero_count);
-                                    let a = out.rollups.ops.entry(k).or_insert_with(Agg::default);
+                                    let a = out.rollups.ops.entry(k);
                                     a.count += p.count;
                                     if err {
                                         a.errors += p.count;

@@ -403,3 +403,25 @@ fn cli_errors_name_the_value() {
         "{out}"
     );
 }
+
+/// Writes the fuzz seed corpus (run with `RUSTMON_WRITE_FUZZ_SEEDS=1`; otherwise a no-op):
+/// the first byte selects the path (bit 0 JSON, bit 1 gzip, bit 2 metrics, bit 3 segment round trip).
+#[test]
+fn write_fuzz_seeds() {
+    if std::env::var_os("RUSTMON_WRITE_FUZZ_SEEDS").is_none() {
+        return;
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut rng = Rng::new(11);
+    let req = realistic_request(&mut rng, 8, 1_700_000_000_000_000_000);
+    let pb = req.encode_to_vec();
+    let js = serde_json::to_vec(&req).unwrap();
+    let seed = |sel: u8, body: &[u8]| [&[sel][..], body].concat();
+    std::fs::write(dir.join("traces-protobuf"), seed(0x08, &pb)).unwrap();
+    std::fs::write(dir.join("traces-json"), seed(0x09, &js)).unwrap();
+    std::fs::write(dir.join("traces-protobuf-gzip"), seed(0x0a, &gzip(&pb))).unwrap();
+    let m =
+        opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest::default();
+    std::fs::write(dir.join("metrics-empty"), seed(0x04, &m.encode_to_vec())).unwrap();
+}

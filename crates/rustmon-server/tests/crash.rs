@@ -12,13 +12,16 @@ use prost::Message;
 use rustmon_server::model::hex;
 use rustmon_server::testdata::{Rng, realistic_request};
 
+/// Root trace ids and span count of a batch that got a 2xx.
+type Acked = (Vec<String>, usize);
+
 #[test]
 fn sigkill_loses_nothing_acknowledged() {
     let dir = TempDir::new("crash");
     // small segments so that sealing and WAL rotation happen while the kill lands
     let c = Collector::start(&dir.0, &["--seal-spans", "2000"]);
     let url = format!("{}/v1/traces", c.otlp_http);
-    let acked: Arc<Mutex<Vec<(Vec<String>, usize)>>> = Arc::default();
+    let acked: Arc<Mutex<Vec<Acked>>> = Arc::default();
     let count = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let mut senders = Vec::new();

@@ -392,6 +392,9 @@ fn sealer(inner: Arc<Inner>, rx: Receiver<SealMsg>) {
                     );
                     // keep it queryable; it will be replayed on restart
                 }
+                if let Err(e) = retention(&inner) {
+                    eprintln!("rustmon: retention failed: {e}");
+                }
             }
             Err(RecvTimeoutError::Disconnected) => break,
             Err(RecvTimeoutError::Timeout) => {}

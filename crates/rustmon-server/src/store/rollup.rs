@@ -80,40 +80,141 @@ pub struct EdgeKey {
     pub callee: String,
 }
 
-/// The three rollup maps.
+/// Aggregates by key, with a small cache of recently used entries so that the common case
+/// (spans of a batch cycling through a few operations) neither hashes nor allocates a key.
+#[derive(Debug)]
+pub struct AggTable<K> {
+    entries: Vec<(K, Agg)>,
+    index: FxHashMap<K, usize>,
+    recent: [usize; 8],
+    next: usize,
+}
+
+impl<K> Default for AggTable<K> {
+    fn default() -> Self {
+        AggTable {
+            entries: Vec::new(),
+            index: FxHashMap::default(),
+            recent: [0; 8],
+            next: 0,
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Clone> AggTable<K> {
+    /// The aggregate of the key that `matches`, creating it from `make` if needed.
+    pub fn get_or_insert(
+        &mut self,
+        matches: impl Fn(&K) -> bool,
+        make: impl FnOnce() -> K,
+    ) -> &mut Agg {
+        let hit = self
+            .recent
+            .iter()
+            .copied()
+            .find(|&i| i < self.entries.len() && matches(&self.entries[i].0));
+        let i = match hit {
+            Some(i) => i,
+            None => {
+                let k = make();
+                let i = match self.index.get(&k) {
+                    Some(&i) => i,
+                    None => {
+                        let i = self.entries.len();
+                        self.entries.push((k.clone(), Agg::default()));
+                        self.index.insert(k, i);
+                        i
+                    }
+                };
+                self.recent[self.next % 8] = i;
+                self.next += 1;
+                i
+            }
+        };
+        &mut self.entries[i].1
+    }
+
+    /// The aggregate of `k`, created empty if missing.
+    pub fn entry(&mut self, k: K) -> &mut Agg {
+        let i = match self.index.get(&k) {
+            Some(&i) => i,
+            None => {
+                let i = self.entries.len();
+                self.entries.push((k.clone(), Agg::default()));
+                self.index.insert(k, i);
+                i
+            }
+        };
+        &mut self.entries[i].1
+    }
+
+    /// Every key and aggregate.
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &Agg)> {
+        self.entries.iter().map(|(k, a)| (k, a))
+    }
+
+    /// Whether empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+impl<'a, K: std::hash::Hash + Eq + Clone> IntoIterator for &'a AggTable<K> {
+    type Item = (&'a K, &'a Agg);
+    type IntoIter =
+        std::iter::Map<std::slice::Iter<'a, (K, Agg)>, fn(&'a (K, Agg)) -> (&'a K, &'a Agg)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.entries.iter().map(|(k, a)| (k, a))
+    }
+}
+
+/// The three rollup tables.
 #[derive(Debug, Default)]
 pub struct Rollups {
     /// Operations.
-    pub ops: FxHashMap<OpKey, Agg>,
+    pub ops: AggTable<OpKey>,
     /// Statements.
-    pub db: FxHashMap<DbKey, Agg>,
+    pub db: AggTable<DbKey>,
     /// Edges.
-    pub edges: FxHashMap<EdgeKey, Agg>,
+    pub edges: AggTable<EdgeKey>,
 }
 
 impl Rollups {
     /// Adds one span to the operation and statement rollups.
     pub fn add_span(&mut self, s: &SpanRecord) {
         let minute = s.start_ns / MINUTE_NS;
-        let key = OpKey {
-            minute,
-            service: s.service.clone(),
-            kind: s.kind,
-            name: s.name.clone(),
-        };
         self.ops
-            .entry(key)
-            .or_default()
+            .get_or_insert(
+                |k| {
+                    k.minute == minute
+                        && k.kind == s.kind
+                        && Arc::ptr_eq(&k.service, &s.service)
+                        && k.name == s.name
+                },
+                || OpKey {
+                    minute,
+                    service: s.service.clone(),
+                    kind: s.kind,
+                    name: s.name.clone(),
+                },
+            )
             .add(s.duration_ns, s.is_error());
         if let Some(fp) = s.attr_str(FINGERPRINT_KEY) {
-            let a = self
-                .db
-                .entry(DbKey {
+            let a = self.db.get_or_insert(
+                |k| {
+                    k.minute == minute && Arc::ptr_eq(&k.service, &s.service) && k.fingerprint == fp
+                },
+                || DbKey {
                     minute,
                     service: s.service.clone(),
                     fingerprint: fp.to_string(),
-                })
-                .or_default();
+                },
+            );
             a.add(s.duration_ns, s.is_error());
             if let Some(r) = s
                 .attr_int("db.response.returned_rows")
@@ -132,7 +233,6 @@ impl Rollups {
                 caller,
                 callee,
             })
-            .or_default()
             .add(dur, err);
     }
 

@@ -188,11 +188,16 @@ pub fn write_segment(
     spans: &mut [&SpanRecord],
     level: i32,
 ) -> Result<SegmentMeta, SegmentError> {
-    spans.sort_unstable_by(|a, b| {
-        a.trace_id
-            .cmp(&b.trace_id)
-            .then(a.start_ns.cmp(&b.start_ns))
-    });
+    // sort a compact key array rather than chasing pointers in every comparison
+    let mut keys: Vec<([u8; 16], u64, u32)> = spans
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.trace_id, s.start_ns, i as u32))
+        .collect();
+    keys.sort_unstable();
+    let sorted: Vec<&SpanRecord> = keys.iter().map(|k| spans[k.2 as usize]).collect();
+    spans.copy_from_slice(&sorted);
+    drop(sorted);
     let mut f = std::io::BufWriter::new(File::create(path)?);
     f.write_all(MAGIC)?;
     let mut offset = MAGIC.len() as u64;

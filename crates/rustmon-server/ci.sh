@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Extra CI for the collector (rustmon-server), called from .ci/run after `cargo test --workspace`:
+# a short cargo-fuzz run of the OTLP decoding path (gzip, protobuf and JSON decoding, conversion
+# to stored spans, the segment codec round trip). It must end without finding a crash.
+#
+# cargo-fuzz needs nightly-only flags (-Zsanitizer=address); RUSTC_BOOTSTRAP=1 lets the stable
+# toolchain accept them. Time budget: FUZZ_SECONDS (default 60) of fuzzing, plus building
+# cargo-fuzz once (~2-3 min on 2 cores) and the fuzz target (~2 min).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+seconds="${FUZZ_SECONDS:-60}"
+
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "ci.sh: installing cargo-fuzz"
+  cargo install cargo-fuzz --locked --quiet
+fi
+
+cd "$here"
+corpus="fuzz/corpus/otlp_decode"
+mkdir -p "$corpus"
+cp fuzz/seeds/* "$corpus"/
+export RUSTC_BOOTSTRAP=1
+cargo fuzz build otlp_decode -O
+cargo fuzz run otlp_decode -O "$corpus" -- \
+  -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1
+echo "ci.sh: fuzzed otlp_decode for ${seconds}s without a crash"
