@@ -13,6 +13,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use diesel::{Connection, RunQueryDsl};
 use rustmon_core::{Monitor, listener_fn};
 
 fn up(port: u16) -> bool {
@@ -92,6 +93,26 @@ fn postgres(c: &mut Criterion, monitor: &Monitor) {
                 .expect("query")
         })
     });
+    // diesel
+    let mut bare = diesel::PgConnection::establish(URL).expect("connect");
+    g.bench_function("diesel_bare", |b| {
+        b.iter(|| {
+            diesel::sql_query("SELECT 1")
+                .execute(&mut bare)
+                .expect("query")
+        })
+    });
+    let mut mon = diesel::PgConnection::establish(URL).expect("connect");
+    mon.set_instrumentation(
+        rustmon_diesel::DieselInstrumentation::with_monitor(monitor.clone()).url(URL),
+    );
+    g.bench_function("diesel_monitored", |b| {
+        b.iter(|| {
+            diesel::sql_query("SELECT 1")
+                .execute(&mut mon)
+                .expect("query")
+        })
+    });
     g.finish();
 }
 
@@ -111,6 +132,25 @@ fn sqlite(c: &mut Criterion, monitor: &Monitor) {
         b.iter(|| {
             let mut st = mon.prepare_cached("SELECT 1").expect("prepare");
             st.query_row([], |r| r.get::<_, i64>(0)).expect("row")
+        })
+    });
+    let mut dbare = diesel::SqliteConnection::establish(":memory:").expect("open");
+    g.bench_function("diesel_bare", |b| {
+        b.iter(|| {
+            diesel::sql_query("SELECT 1")
+                .execute(&mut dbare)
+                .expect("query")
+        })
+    });
+    let mut dmon = diesel::SqliteConnection::establish(":memory:").expect("open");
+    dmon.set_instrumentation(
+        rustmon_diesel::DieselInstrumentation::with_monitor(monitor.clone()).url(":memory:"),
+    );
+    g.bench_function("diesel_monitored", |b| {
+        b.iter(|| {
+            diesel::sql_query("SELECT 1")
+                .execute(&mut dmon)
+                .expect("query")
         })
     });
     let rt = rt();

@@ -54,7 +54,7 @@ use rustmon_core::{KeyValue, Monitor, SpanContext};
 pub use rustmon_sql::DbConfig;
 use rustmon_sql::{ConnectionInfo, Dialect, QueryEvent, SqlInstrument};
 use sqlx_core::Either;
-use sqlx_core::connection::{ConnectOptions, Connection};
+use sqlx_core::connection::Connection;
 use sqlx_core::database::Database;
 use sqlx_core::describe::Describe;
 use sqlx_core::error::{DatabaseError, Error};
@@ -79,6 +79,9 @@ pub trait MonitoredDatabase: Database {
     fn error_code(error: &dyn DatabaseError) -> Option<Cow<'_, str>> {
         error.code()
     }
+    /// What events say about a connection made with `options` (server, port, database; never
+    /// credentials).
+    fn connection_info(options: &<Self::Connection as Connection>::Options) -> ConnectionInfo;
 }
 
 #[cfg(feature = "postgres")]
@@ -88,6 +91,14 @@ impl MonitoredDatabase for sqlx_postgres::Postgres {
     fn rows_affected(result: &sqlx_postgres::PgQueryResult) -> u64 {
         result.rows_affected()
     }
+    fn connection_info(options: &sqlx_postgres::PgConnectOptions) -> ConnectionInfo {
+        server_info(
+            ConnectionInfo::new(Self::SYSTEM, Self::DIALECT),
+            options.get_host(),
+            options.get_port(),
+            options.get_database(),
+        )
+    }
 }
 
 #[cfg(feature = "mysql")]
@@ -96,6 +107,14 @@ impl MonitoredDatabase for sqlx_mysql::MySql {
     const DIALECT: Dialect = Dialect::MySql;
     fn rows_affected(result: &sqlx_mysql::MySqlQueryResult) -> u64 {
         result.rows_affected()
+    }
+    fn connection_info(options: &sqlx_mysql::MySqlConnectOptions) -> ConnectionInfo {
+        server_info(
+            ConnectionInfo::new(Self::SYSTEM, Self::DIALECT),
+            options.get_host(),
+            options.get_port(),
+            options.get_database(),
+        )
     }
     fn error_code(error: &dyn DatabaseError) -> Option<Cow<'_, str>> {
         match error.try_downcast_ref::<sqlx_mysql::MySqlDatabaseError>() {
@@ -111,6 +130,11 @@ impl MonitoredDatabase for sqlx_sqlite::Sqlite {
     const DIALECT: Dialect = Dialect::Sqlite;
     fn rows_affected(result: &sqlx_sqlite::SqliteQueryResult) -> u64 {
         result.rows_affected()
+    }
+    fn connection_info(options: &sqlx_sqlite::SqliteConnectOptions) -> ConnectionInfo {
+        let file = options.get_filename().to_string_lossy();
+        let file = if file.is_empty() { ":memory:" } else { &*file };
+        ConnectionInfo::new(Self::SYSTEM, Self::DIALECT).with_namespace(file)
     }
 }
 
@@ -166,17 +190,17 @@ impl Shared {
     }
 }
 
-fn connection_info<DB: MonitoredDatabase>(
-    options: &<DB::Connection as Connection>::Options,
-) -> ConnectionInfo {
-    // `to_url_lossy` is implemented by sqlx's own drivers (and panics in others by default).
-    let known = matches!(DB::NAME, "PostgreSQL" | "MySQL" | "SQLite");
-    let info = if known {
-        ConnectionInfo::from_url(options.to_url_lossy().as_str())
+#[allow(dead_code)] // unused when no driver feature is on
+fn server_info(info: ConnectionInfo, host: &str, port: u16, db: Option<&str>) -> ConnectionInfo {
+    let info = if host.is_empty() || host.starts_with('/') {
+        info
     } else {
-        ConnectionInfo::new(DB::SYSTEM, DB::DIALECT)
+        info.with_server(host, Some(port))
     };
-    info.with_system(DB::SYSTEM)
+    match db {
+        Some(db) if !db.is_empty() => info.with_namespace(db),
+        _ => info,
+    }
 }
 
 fn record_error<DB: MonitoredDatabase>(ev: &mut QueryEvent, e: &Error) {
@@ -381,7 +405,7 @@ impl<DB: MonitoredDatabase> MonitoredPool<DB> {
     /// Monitors `pool`, recording into the global monitor; server, port and database name come
     /// from the pool's connect options (never its credentials).
     pub fn new(pool: Pool<DB>) -> Self {
-        let conn = connection_info::<DB>(&pool.connect_options());
+        let conn = DB::connection_info(&pool.connect_options());
         MonitoredPool {
             pool,
             shared: Shared::new(SqlInstrument::new(PLUGIN, None), conn),
@@ -678,8 +702,9 @@ where
     /// Opens a standalone connection to `url` and monitors it (recording into `monitor`, or
     /// the global monitor when `None`).
     pub async fn connect(url: &str, monitor: Option<Monitor>) -> Result<Self, Error> {
-        let conn = DB::Connection::connect(url).await?;
-        let info = ConnectionInfo::from_url(url).with_system(DB::SYSTEM);
+        let options: <DB::Connection as Connection>::Options = url.parse()?;
+        let conn = DB::Connection::connect_with(&options).await?;
+        let info = DB::connection_info(&options);
         Ok(MonitoredConnection {
             inner: conn,
             shared: Shared::new(SqlInstrument::new(PLUGIN, monitor), info),

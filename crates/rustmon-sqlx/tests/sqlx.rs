@@ -566,3 +566,26 @@ async fn sqlite_file_statements_errors_and_transactions() {
         .attr("db.response.status_code", "1555")
         .one();
 }
+
+#[tokio::test]
+async fn sqlite_in_memory_pool() {
+    let (capture, monitor) = monitor();
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect("sqlite::memory:")
+        .await
+        .unwrap();
+    let pool = MonitoredPool::<Sqlite>::new(pool).monitor(monitor.clone());
+    let v: i64 = sqlx::query_scalar("SELECT 40 + 2 AS in_memory")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(v, 42);
+    flush(&monitor);
+    capture
+        .expect("SELECT ? + ? AS in_memory")
+        .attr("db.system.name", "sqlite")
+        .has_attr("db.namespace")
+        .attr("db.response.returned_rows", 1_i64)
+        .one();
+}
