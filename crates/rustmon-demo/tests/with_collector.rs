@@ -17,10 +17,16 @@ async fn call(client: &Http, method: &str, url: &str, body: Option<Value>) -> (u
         req = req.header("content-type", "application/json");
     }
     let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
-    let resp = client.request(req.body(Full::new(body)).unwrap()).await.unwrap();
+    let resp = client
+        .request(req.body(Full::new(body)).unwrap())
+        .await
+        .unwrap();
     let status = resp.status().as_u16();
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 /// Polls `f` until it returns `Some`, for at most a minute.
@@ -110,7 +116,13 @@ async fn the_demo_populates_every_view() {
 
     // Services page: both services.
     eventually("both services", || async {
-        let (_, v) = call(&client, "GET", &format!("{api}/api/v1/services?from=-15m"), None).await;
+        let (_, v) = call(
+            &client,
+            "GET",
+            &format!("{api}/api/v1/services?from=-15m"),
+            None,
+        )
+        .await;
         let names: Vec<&str> = v["services"]
             .as_array()?
             .iter()
@@ -184,13 +196,21 @@ async fn the_demo_populates_every_view() {
     .await;
     assert_eq!(status, 200);
     eventually("the agent to apply version 1", || async {
-        let (_, v) = call(&client, "GET", &format!("{api}/api/v1/config/demo-shop/status"), None).await;
+        let (_, v) = call(
+            &client,
+            "GET",
+            &format!("{api}/api/v1/config/demo-shop/status"),
+            None,
+        )
+        .await;
         v.to_string().contains("\"version\":1").then_some(())
     })
     .await;
     eventually("request headers on new spans", || async {
         let v = a_trace(&client, &api, "demo-shop", "GET /products").await;
-        v.to_string().contains("http.request.header.host").then_some(())
+        v.to_string()
+            .contains("http.request.header.host")
+            .then_some(())
     })
     .await;
 
