@@ -5,9 +5,27 @@
 //!
 //! Target: at most 1 µs or 3% added per statement, whichever is larger.
 //!
-//! RESULTS
+//! RESULTS — 2026-11-28, 2 vCPU AMD EPYC shared with other engineers' builds (load average 13
+//! before and 14 after the run: every figure is inflated and the network ones are noise-bound),
+//! `cargo bench -p rustmon-db-bench --bench overhead`, criterion medians [95% CI]:
 //!
-//! (see the table written by the session that ran it, below this line)
+//! | statement | bare | monitored | added | ratio |
+//! |---|---|---|---|---|
+//! | PostgreSQL `SELECT 1`, tokio-postgres | 122.1 µs [116.1, 139.2] | 122.4 µs [114.9, 128.8] | +0.3 µs | 1.00 |
+//! | PostgreSQL `SELECT 1`, sqlx pool | 170.7 µs [133.8, 209.7] | 222.9 µs [194.3, 246.5] | (noise: CIs overlap) | 1.31 |
+//! | PostgreSQL `SELECT 1`, diesel | 84.8 µs [77.5, 91.1] | 89.2 µs [80.5, 97.8] | +4.4 µs (CIs overlap) | 1.05 |
+//! | SQLite `SELECT 1`, rusqlite `prepare_cached` + `query_row` | 0.370 µs [0.343, 0.408] | 1.956 µs [1.755, 2.081] | **+1.59 µs** | 5.3 |
+//! | SQLite `SELECT 1`, diesel `sql_query` | 2.839 µs [2.748, 3.068] | 4.503 µs [4.064, 4.749] | **+1.66 µs** | 1.59 |
+//! | SQLite `SELECT 1`, sqlx pool | 62.7 µs [56.2, 69.2] | 51.8 µs [34.1, 73.7] | (noise) | 0.83 |
+//! | Redis `GET`, multiplexed async | 123.9 µs [114.9, 131.2] | 53.5 µs [50.2, 58.9] | (noise) | 0.43 |
+//!
+//! Reading: the in-process SQLite rows are the only ones precise enough to show the added cost:
+//! about 1.6 µs per statement on this loaded machine, above the 1 µs target (the bare statement
+//! is too cheap for 3% to help). The hot path alone (`instrument_statement_event` in
+//! `rustmon-sql`'s bench: cached fingerprint, 8 attributes, enqueue) measured 0.60 µs in the same
+//! minutes; the rest is the monitor's pipeline thread processing each event on the same 2
+//! loaded cores, plus the wrapper's statement-text copy. The network rows need a quiet machine:
+//! their differences are inside the noise, both ways.
 
 use std::hint::black_box;
 use std::time::Duration;
