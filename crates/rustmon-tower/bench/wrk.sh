@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Load benchmark: hello-world servers under `wrk -t1 -c32` on 127.0.0.1, in one run.
 #
-#   crates/rustmon-tower/bench/wrk.sh            # axum: bare, rustmon, otel
+#   crates/rustmon-tower/bench/wrk.sh            # axum: bare, rustmon, rustmon@0.1, rustmon-noexport, otel
 #   SUITE=actix crates/rustmon-tower/bench/wrk.sh  # actix-web: bare, rustmon
 #   DURATION=15 ROUNDS=3 NO_BUILD=1 ...            # knobs (defaults shown: 15 s, 3 rounds)
+#   NICE=-20 ...   # run sink, servers and wrk at this nice level (root), to keep concurrent
+#                  # builds on a shared machine from dominating the measurement
 #
 # Modes: (a) `bare`; (b) `rustmon`: the rustmon layer/middleware with rustmon's OTLP exporter
 # listener sending every event to a local OTLP sink (examples/otlp_sink.rs, answers 200);
@@ -14,7 +16,38 @@
 # Rounds are interleaved (a b c a b c ...) and the median of each mode is reported, with its
 # ratio to bare. Needs the Debian package `wrk`.
 #
-# RESULTS_TABLE
+# Results, 2026-11-28, 2-core x86_64 VM shared with several engineers' builds
+# (load average 8-13 during every run: these numbers are dominated by other processes and do
+# NOT show the layer's cost; rerun on a quiet machine). Rounds varied by up to 1.8x within a mode.
+#
+# Run 1, nice 0:  2026-11-28T18:22:50Z x86_64 2 cores; load before: 7.88, 8.85, 9.91
+# | axum (wrk -t1 -c32 -d15s, median of 3) | req/s | vs bare | p99 | vs bare |
+# |---|---:|---:|---:|---:|
+# | bare | 32819 | 100.0% | 39930 us | +0.0% |
+# | rustmon | 42602 | 129.8% | 47650 us | +19.3% |
+# | rustmon@0.1 | 45250 | 137.9% | 15940 us | -60.1% |
+# | rustmon-noexport | 34973 | 106.6% | 27320 us | -31.6% |
+# | otel | 30576 | 93.2% | 14410 us | -63.9% |
+#
+# Run 2, NICE=-20:  2026-11-28T18:27:20Z x86_64 2 cores, nice -20; load before: 10.85, 10.54, 10.37
+# | axum (wrk -t1 -c32 -d15s, median of 3) | req/s | vs bare | p99 | vs bare |
+# |---|---:|---:|---:|---:|
+# | bare | 28375 | 100.0% | 80440 us | +0.0% |
+# | rustmon | 39421 | 138.9% | 98890 us | +22.9% |
+# | rustmon@0.1 | 47760 | 168.3% | 36690 us | -54.4% |
+# | rustmon-noexport | 38954 | 137.3% | 6770 us | -91.6% |
+# | otel | 37533 | 132.3% | 14970 us | -81.4% |
+#
+# actix, NICE=-20:  2026-11-28T18:32:16Z x86_64 2 cores, nice -20; load before: 10.79, 11.36, 10.81
+# | actix (wrk -t1 -c32 -d15s, median of 3) | req/s | vs bare | p99 | vs bare |
+# |---|---:|---:|---:|---:|
+# | bare | 41137 | 100.0% | 20730 us | +0.0% |
+# | rustmon | 46781 | 113.7% | 20920 us | +0.9% |
+#
+# Indicative only, an earlier smoke run at load ~5 (2 s, one round, before the allocation
+# cuts in c4ba112): bare 98.9k req/s (p99 1.64 ms), rustmon 52.5k (53%, p99 2.43 ms),
+# otel 33.2k (34%, p99 6.69 ms). The target (rustmon >= 97% of bare, p99 +10%) is not met
+# by that run and is not demonstrated by the runs above.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target-web}
@@ -38,6 +71,7 @@ case "$SUITE" in
   *) echo "SUITE must be axum or actix" >&2; exit 2 ;;
 esac
 SINK=$CARGO_TARGET_DIR/release/examples/otlp_sink
+RUN=(); [ -z "${NICE:-}" ] || RUN=(nice -n "$NICE")
 
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
@@ -45,7 +79,7 @@ trap cleanup EXIT
 
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
 
-"$SINK" 127.0.0.1:$SINK_PORT 2>/dev/null & PIDS+=($!)
+"${RUN[@]}" "$SINK" 127.0.0.1:$SINK_PORT 2>/dev/null & PIDS+=($!)
 wait_port $SINK_PORT
 
 # to microseconds: 123.45us | 1.23ms | 1.01s
@@ -53,15 +87,15 @@ to_us() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) print n; else if (v ~
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 TMP=$(mktemp -d)
-echo "# $(date -u +%FT%TZ) $(uname -m) $(nproc) cores; load before: $(uptime | sed 's/.*load average: //')"
+echo "# $(date -u +%FT%TZ) $(uname -m) $(nproc) cores, nice ${NICE:-0}; load before: $(uptime | sed 's/.*load average: //')"
 for round in $(seq "$ROUNDS"); do
   for mode in $MODES; do
     rate=1; run=$mode
     case "$mode" in *@*) run=${mode%@*}; rate=${mode#*@} ;; esac
-    SAMPLE_RATE=$rate OTLP_ENDPOINT=http://127.0.0.1:$SINK_PORT "$SERVER" "$run" 127.0.0.1:$PORT 2>/dev/null & pid=$!
+    SAMPLE_RATE=$rate OTLP_ENDPOINT=http://127.0.0.1:$SINK_PORT "${RUN[@]}" "$SERVER" "$run" 127.0.0.1:$PORT 2>/dev/null & pid=$!
     wait_port $PORT
-    wrk -t1 -c32 -d2s http://127.0.0.1:$PORT/ >/dev/null          # warm-up
-    out=$(wrk -t1 -c32 -d"${DURATION}"s --latency http://127.0.0.1:$PORT/)
+    "${RUN[@]}" wrk -t1 -c32 -d2s http://127.0.0.1:$PORT/ >/dev/null          # warm-up
+    out=$("${RUN[@]}" wrk -t1 -c32 -d"${DURATION}"s --latency http://127.0.0.1:$PORT/)
     kill -INT $pid; wait $pid 2>/dev/null || true
     rps=$(awk '/^Requests\/sec/ { print $2 }' <<<"$out")
     p99=$(to_us "$(awk '$1 == "99%" { print $2 }' <<<"$out")")

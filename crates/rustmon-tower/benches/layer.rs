@@ -5,7 +5,24 @@
 //! listener that drops every batch, so the cost measured is the hot path plus the pipeline's
 //! enqueue (the pipeline thread runs on the other core).
 //!
-//! Results (RESULTS_PLACEHOLDER)
+//! Results, 2026-11-28 18:21 UTC, 2-core x86_64 VM, load average 8.6 (other engineers' builds),
+//! `cargo bench -p rustmon-tower --bench layer`, medians (criterion's middle estimate):
+//!
+//! | case | time | vs bare |
+//! |---|---:|---:|
+//! | bare (build request, call, drain body) | 884 ns | 1.0x |
+//! | rustmon (default config) | 5.74 us | 6.5x |
+//! | rustmon, request + response headers captured | 10.8 us | 12.3x |
+//! | rustmon, route ignored | 1.02 us | 1.16x |
+//! | rustmon, monitoring disabled | 724 ns | 0.82x |
+//! | core only: start + 10 attributes + finish | 859 ns | 0.97x |
+//!
+//! Wall-clock figures on a saturated 2-core machine overstate the cost: with monitoring on, the
+//! pipeline thread competes with the bench thread for the same cores. A perf sampling of the same
+//! loop (load ~9) put the request thread at ~1.6 us CPU per iteration with the layer (~0.9 us of it
+//! the bench's own request building) and the pipeline thread at ~0.6 us per event; the largest
+//! request-thread items were malloc (the attribute list spills past 8 inline attributes, and
+//! `url.path` for templated routes) and cache misses on the recycled event record.
 
 use std::convert::Infallible;
 use std::future::Future;
