@@ -18,6 +18,8 @@ use crate::ids::{SpanId, TraceId};
 
 /// Records kept for reuse across all threads.
 const POOL_CAPACITY: usize = 8192;
+/// Attribute capacity a recycled record keeps.
+const KEEP_ATTRIBUTES: usize = 16;
 /// Records a thread keeps at hand.
 const CACHE_CAPACITY: usize = 32;
 
@@ -87,7 +89,9 @@ fn blank() -> Box<EventRecord> {
 /// Clears a record (off the hot path, on the pipeline thread) and returns it to the pool.
 pub(crate) fn recycle(mut record: Box<EventRecord>) {
     record.name = Cow::Borrowed("");
-    if record.attributes.spilled() {
+    // A spilled buffer of moderate size is kept for the next event (an HTTP server event carries
+    // 9 to 12 attributes); a large one is freed.
+    if record.attributes.capacity() > KEEP_ATTRIBUTES {
         record.attributes = Attributes::new();
     } else {
         record.attributes.clear();
