@@ -84,7 +84,10 @@ pub async fn run(
     let http = axum::serve(http_l, http_router(ingest.clone()))
         .with_graceful_shutdown(wait(stop_rx.clone()));
     let (ts, ms) = grpc_services(ingest);
+    // bounded like the HTTP receiver: requests in flight per connection are limited, and every
+    // admitted batch still has to fit in the ingest queue or gets RESOURCE_EXHAUSTED
     let grpc = tonic::transport::Server::builder()
+        .concurrency_limit_per_connection(32)
         .add_service(ts)
         .add_service(ms)
         .serve_with_incoming_shutdown(tokio_stream_listener(grpc_l), wait(stop_rx.clone()));
