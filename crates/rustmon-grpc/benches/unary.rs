@@ -55,6 +55,30 @@ fn bench(c: &mut Criterion) {
             .layer(channel(layered_addr)),
     );
 
+    let mut client_only = tonic::client::Grpc::new(
+        GrpcClientLayer::new()
+            .monitor(monitor.clone())
+            .layer(channel(bare_addr)),
+    );
+    let mut server_only = tonic::client::Grpc::new(channel(layered_addr));
+    let off = Monitor::builder("bench-off")
+        .enabled(false)
+        .build()
+        .unwrap();
+    let off_addr = server_rt.block_on(async {
+        let incoming =
+            tonic::transport::server::TcpIncoming::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = incoming.local_addr().unwrap();
+        let router = tonic::transport::Server::builder()
+            .layer(rustmon_grpc::GrpcServerLayer::new().monitor(off.clone()))
+            .add_service(common::Echo {
+                monitor: monitor.clone(),
+            });
+        tokio::spawn(router.serve_with_incoming(incoming));
+        addr
+    });
+    let mut server_off = tonic::client::Grpc::new(channel(off_addr));
+
     let mut g = c.benchmark_group("tonic_unary");
     g.measurement_time(Duration::from_secs(5));
     g.bench_function("bare", |b| {
@@ -86,8 +110,154 @@ fn bench(c: &mut Criterion) {
             })
         })
     });
+    g.bench_function("client_layer_only", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                client_only.ready().await.unwrap();
+                client_only
+                    .unary(
+                        request(),
+                        PathAndQuery::from_static(PATH),
+                        tonic_prost::ProstCodec::<EchoRequest, EchoReply>::default(),
+                    )
+                    .await
+                    .unwrap()
+            })
+        })
+    });
+    g.bench_function("server_layer_only", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                server_only.ready().await.unwrap();
+                server_only
+                    .unary(
+                        request(),
+                        PathAndQuery::from_static(PATH),
+                        tonic_prost::ProstCodec::<EchoRequest, EchoReply>::default(),
+                    )
+                    .await
+                    .unwrap()
+            })
+        })
+    });
+    g.bench_function("server_layer_disabled", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                server_off.ready().await.unwrap();
+                server_off
+                    .unary(
+                        request(),
+                        PathAndQuery::from_static(PATH),
+                        tonic_prost::ProstCodec::<EchoRequest, EchoReply>::default(),
+                    )
+                    .await
+                    .unwrap()
+            })
+        })
+    });
+    g.bench_function("bare_again", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                bare.ready().await.unwrap();
+                bare.unary(
+                    request(),
+                    PathAndQuery::from_static(PATH),
+                    tonic_prost::ProstCodec::<EchoRequest, EchoReply>::default(),
+                )
+                .await
+                .unwrap()
+            })
+        })
+    });
+    g.finish();
+
+    // The layers' own cost, without a network: a gRPC-framed response with trailers answered
+    // in process, through the client layer and the server layer vs bare.
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, StreamBody};
+    use tower::{Service, ServiceExt};
+    type Frames = StreamBody<
+        futures_stream::Iter<std::vec::IntoIter<Result<http_body::Frame<Bytes>, tonic::Status>>>,
+    >;
+    fn framed() -> http::Response<Frames> {
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+        let frames = vec![
+            Ok(http_body::Frame::data(Bytes::from_static(
+                b"\0\0\0\0\x07\x0a\x05hello",
+            ))),
+            Ok(http_body::Frame::trailers(trailers)),
+        ];
+        http::Response::new(StreamBody::new(futures_stream::iter(frames)))
+    }
+    let answer = tower::service_fn(|_req: http::Request<tonic::body::Body>| async {
+        Ok::<_, std::convert::Infallible>(framed())
+    });
+    let server_answer = tower::service_fn(
+        |_req: http::Request<rustmon_grpc::RequestBody<tonic::body::Body>>| async {
+            Ok::<_, std::convert::Infallible>(framed())
+        },
+    );
+    let mut bare_svc = answer;
+    let mut client_svc = GrpcClientLayer::new()
+        .monitor(monitor.clone())
+        .layer(answer);
+    let mut server_svc = rustmon_grpc::GrpcServerLayer::new()
+        .monitor(monitor.clone())
+        .layer(server_answer);
+    let req = || {
+        http::Request::post("/rustmon.test.Echo/Unary")
+            .body(tonic::body::Body::new(http_body_util::Full::new(
+                Bytes::from_static(b"\0\0\0\0\x07\x0a\x05hello"),
+            )))
+            .unwrap()
+    };
+    let mut g = c.benchmark_group("grpc_layers_in_process");
+    g.bench_function("bare_service", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let r = bare_svc.ready().await.unwrap().call(req()).await.unwrap();
+                r.into_body().collect().await.unwrap()
+            })
+        })
+    });
+    g.bench_function("client_layer", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let r = client_svc.ready().await.unwrap().call(req()).await.unwrap();
+                r.into_body().collect().await.unwrap()
+            })
+        })
+    });
+    g.bench_function("server_layer", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let r = server_svc.ready().await.unwrap().call(req()).await.unwrap();
+                r.into_body().collect().await.unwrap()
+            })
+        })
+    });
     g.finish();
     monitor.shutdown(Duration::from_secs(2));
+}
+
+/// A minimal `Stream` over an iterator (the dev-dependencies have no futures crate).
+mod futures_stream {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    pub(crate) struct Iter<I>(I);
+
+    pub(crate) fn iter<I: IntoIterator>(i: I) -> Iter<I::IntoIter> {
+        Iter(i.into_iter())
+    }
+
+    impl<I: Iterator + Unpin> tonic::codegen::tokio_stream::Stream for Iter<I> {
+        type Item = I::Item;
+        fn poll_next(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<I::Item>> {
+            Poll::Ready(self.0.next())
+        }
+    }
 }
 
 criterion_group!(benches, bench);

@@ -136,6 +136,44 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.finish();
+    monitor.enable();
+
+    // The tower layer's own cost, without a network: an in-process "client" answering at once.
+    use http_body_util::BodyExt;
+    use tower::{Service, ServiceExt};
+    use tower_layer::Layer;
+    let answer = tower::service_fn(|_req: http::Request<Full<Bytes>>| async {
+        Ok::<_, std::io::Error>(http::Response::new(Full::new(Bytes::from_static(
+            b"hello world",
+        ))))
+    });
+    let mut layered = rustmon_http_client::HttpClientLayer::new()
+        .monitor(monitor.clone())
+        .layer(answer);
+    let mut bare_svc = answer;
+    let req = || {
+        http::Request::get("http://api.example.com/users/7?page=2")
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    let mut g = c.benchmark_group("tower_layer_in_process");
+    g.bench_function("bare_service", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let r = bare_svc.ready().await.unwrap().call(req()).await.unwrap();
+                r.into_body().collect().await.unwrap()
+            })
+        })
+    });
+    g.bench_function("http_client_layer", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let r = layered.ready().await.unwrap().call(req()).await.unwrap();
+                r.into_body().collect().await.unwrap()
+            })
+        })
+    });
+    g.finish();
     monitor.shutdown(Duration::from_secs(2));
 }
 
