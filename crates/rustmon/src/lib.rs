@@ -35,3 +35,30 @@ pub use rustmon_macros::facade_monitor as monitor;
 pub use rustmon_otlp as otlp;
 #[cfg(feature = "tracing")]
 pub use rustmon_tracing as tracing;
+
+#[cfg(feature = "actix")]
+pub use rustmon_actix as actix;
+#[cfg(feature = "diesel")]
+pub use rustmon_diesel as diesel;
+#[cfg(feature = "grpc")]
+pub use rustmon_grpc as grpc;
+#[cfg(feature = "http-client")]
+pub use rustmon_http_client as http_client;
+#[cfg(feature = "net")]
+pub use rustmon_net as net;
+#[cfg(feature = "postgres")]
+pub use rustmon_postgres as postgres;
+#[cfg(feature = "redis")]
+pub use rustmon_redis as redis;
+#[cfg(feature = "runtime")]
+pub use rustmon_runtime as runtime;
+#[cfg(feature = "rusqlite")]
+pub use rustmon_rusqlite as rusqlite;
+#[cfg(feature = "sqlx")]
+pub use rustmon_sqlx as sqlx;
+#[cfg(feature = "tower")]
+pub use rustmon_tower as tower;
+#[cfg(feature = "axum")]
+pub use rustmon_tower::axum;
+#[cfg(feature = "warp")]
+pub use rustmon_warp as warp;
