@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Browser test of the dashboard: headless Chromium (Debian's chromium + chromium-driver) against
-# a collector with the dashboard mounted and demo data (the dashboard_demo example), on free
-# ports of 127.0.0.1. Writes screenshots to $RUSTMON_SCREENSHOTS (default: docs/screenshots).
+# a running `rustmon demo` (the collector with the dashboard plus the sample system: demo-shop and
+# demo-inventory, live traffic, agents polling the central configuration), then against
+# `rustmon serve` on an empty data dir; all on free ports of 127.0.0.1. Writes screenshots to
+# $RUSTMON_SCREENSHOTS (default: docs/screenshots; a temporary dir when CI=true, so that CI does
+# not modify tracked files). RUSTMON_DEMO_WARMUP=seconds lets the demo run that long first and
+# shows the last 15 minutes, so that the charts have history (how docs/screenshots are taken:
+# RUSTMON_DEMO_WARMUP=720).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -11,8 +16,8 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
-cargo build -q -p rustmon-dashboard --example dashboard_demo
-target="${CARGO_TARGET_DIR:-target}"
+cargo build -q -p rustmon-server --bin rustmon
+rustmon="${CARGO_TARGET_DIR:-target}/debug/rustmon"
 work="$(mktemp -d)"
 pids=""
 n=0
@@ -22,26 +27,52 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start_demo [flags…]: starts the example, sets $api; its pid is added to $pids
-start_demo() {
+# start_rustmon demo|serve: starts it on free ports with a data dir of its own, sets $api and
+# $otlp_http once it prints `listening api=… otlp_http=… otlp_grpc=…`; its pid is added to $pids
+start_rustmon() {
   n=$((n + 1))
   local out="$work/out.$n"
-  "$target/debug/examples/dashboard_demo" "$@" >"$out" 2>"$out.err" &
+  "$rustmon" "$1" --listen 127.0.0.1:0 --otlp-http 127.0.0.1:0 --otlp-grpc 127.0.0.1:0 \
+    --data-dir "$work/data.$n" >"$out" 2>"$out.err" &
   local p=$!
   pids="$pids $p"
-  api=""
   for _ in $(seq 1 600); do
-    api="$(sed -n 's/^listening api=\([^ ]*\).*/\1/p' "$out")"
-    [ -n "$api" ] && return 0
-    kill -0 "$p" 2>/dev/null || { cat "$out.err" >&2; echo "ci: dashboard_demo exited" >&2; exit 1; }
+    if grep -q '^listening api=' "$out"; then
+      api="$(sed -n 's/^listening api=\([^ ]*\).*/\1/p' "$out")"
+      otlp_http="$(sed -n 's/^listening .*otlp_http=\([^ ]*\).*/\1/p' "$out")"
+      return 0
+    fi
+    kill -0 "$p" 2>/dev/null || { cat "$out.err" >&2; echo "ci: rustmon $1 exited" >&2; exit 1; }
     sleep 0.1
   done
-  echo "ci: dashboard_demo did not start" >&2
+  echo "ci: rustmon $1 did not start" >&2
   exit 1
 }
 
-shots="${RUSTMON_SCREENSHOTS:-docs/screenshots}"
-start_demo --data-dir "$work/data"
-python3 crates/rustmon-dashboard/tests/browser.py --base "http://$api" --out "$shots"
-start_demo --empty --data-dir "$work/empty"
-python3 crates/rustmon-dashboard/tests/browser.py --empty --base "http://$api" --out "$shots"
+if [ -n "${RUSTMON_SCREENSHOTS:-}" ]; then shots="$RUSTMON_SCREENSHOTS"
+elif [ "${CI:-}" = true ]; then shots="$work/screenshots"
+else shots="docs/screenshots"; fi
+
+start_rustmon demo
+# the demo's agents export every few seconds: wait until both services are listed
+python3 - "http://$api/api/v1/services" <<'PY'
+import json, sys, time, urllib.request
+for _ in range(300):
+    with urllib.request.urlopen(sys.argv[1], timeout=10) as r:
+        names = {s["service"] for s in json.load(r)["services"]}
+    if {"demo-shop", "demo-inventory"} <= names:
+        sys.exit(0)
+    time.sleep(0.2)
+sys.exit(f"ci: the demo services did not appear: {sorted(names)}")
+PY
+range=()
+if [ "${RUSTMON_DEMO_WARMUP:-0}" -gt 0 ]; then
+  # for the docs screenshots: charts with some history (the last 15 minutes)
+  echo "ci: letting the demo run ${RUSTMON_DEMO_WARMUP} s"
+  sleep "$RUSTMON_DEMO_WARMUP"
+  range=(--range 15m)
+fi
+python3 crates/rustmon-dashboard/tests/browser.py --base "http://$api" --out "$shots" "${range[@]}"
+
+start_rustmon serve
+python3 crates/rustmon-dashboard/tests/browser.py --empty --base "http://$api" --otlp "http://$otlp_http" --out "$shots"

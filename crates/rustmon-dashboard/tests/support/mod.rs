@@ -1,4 +1,4 @@
-//! Shared by the tests, the `dashboard_demo` example and the benchmark: the collector started
+//! Shared by the tests and the benchmark: the collector started
 //! in-process (store, OTLP/HTTP receiver, query API) with the dashboard merged into the API
 //! router, a tiny blocking HTTP client, and a generator of realistic OTLP traffic for a small
 //! shop (frontend → checkout → database / cache / payment provider, catalog → database / CDN).
@@ -45,11 +45,6 @@ impl Collector {
     /// Opens a store in `dir` and serves the API (with the dashboard) and OTLP/HTTP on free
     /// ports of 127.0.0.1.
     pub fn start(dir: &Path) -> Collector {
-        Self::start_on(dir, "127.0.0.1:0", "127.0.0.1:0")
-    }
-
-    /// As [`Collector::start`], on the given addresses.
-    pub fn start_on(dir: &Path, api: &str, otlp: &str) -> Collector {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -73,8 +68,10 @@ impl Collector {
         .merge(rustmon_dashboard::router());
         let otlp_app = http_router(ingest.clone());
         let (api_addr, otlp_addr) = rt.block_on(async {
-            let a = tokio::net::TcpListener::bind(api).await.expect("bind api");
-            let o = tokio::net::TcpListener::bind(otlp)
+            let a = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind api");
+            let o = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await
                 .expect("bind otlp");
             let addrs = (a.local_addr().unwrap(), o.local_addr().unwrap());
