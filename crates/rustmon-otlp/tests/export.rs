@@ -1,7 +1,7 @@
 //! The OTLP exporter against a real HTTP server on 127.0.0.1: what it sends, decoded with the
 //! `opentelemetry-proto` types and checked field by field, and how it handles failures.
 
-mod common;
+use rustmon_test::otlp_receiver as common;
 
 use std::borrow::Cow;
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! The central-configuration poller against an HTTP server speaking the collector's protocol.
 
-mod common;
+use rustmon_test::otlp_receiver as common;
 
 use std::time::{Duration, Instant};
 

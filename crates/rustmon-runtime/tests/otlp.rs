@@ -1,7 +1,7 @@
 //! Runtime metrics through the OTLP exporter to a real HTTP server on 127.0.0.1, decoded with the
 //! `opentelemetry-proto` types.
 
-mod common;
+use rustmon_test::otlp_receiver as common;
 
 use common::{TestServer, WAIT};
 use opentelemetry_proto::tonic::common::v1::any_value::Value as V;

@@ -18,6 +18,9 @@
 //! capture.expect("SELECT orders").kind(Kind::Database).child_of(&server).one();
 //! ```
 
+#[cfg(feature = "otlp")]
+pub mod otlp_receiver;
+
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 

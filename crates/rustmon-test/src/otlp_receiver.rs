@@ -1,7 +1,6 @@
-//! Copied from `crates/rustmon-otlp/tests/common` (test helpers cannot be shared across crates
-//! without a crate of their own): a small HTTP/1.1 server on 127.0.0.1 that records requests.
-
-#![allow(dead_code, unreachable_pub)]
+//! A small HTTP/1.1 server on 127.0.0.1 standing in for an OTLP receiver (or any HTTP peer) in
+//! tests: it records every request and answers from a script (status, headers, body, delay), so
+//! tests can make a receiver fail, delay or reject, and decode what an exporter sent.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -19,8 +18,11 @@ pub const WAIT: Duration = Duration::from_secs(20);
 /// One recorded request.
 #[derive(Clone, Debug)]
 pub struct Recorded {
+    /// The request method.
     pub method: String,
+    /// The request path.
     pub path: String,
+    /// The headers, names lowercased.
     pub headers: Vec<(String, String)>,
     /// The body as received (compressed if it was).
     pub body: Vec<u8>,
@@ -65,9 +67,13 @@ impl Recorded {
 /// How the server answers one request.
 #[derive(Clone, Debug)]
 pub struct Reply {
+    /// The status code.
     pub status: u16,
+    /// Extra headers.
     pub headers: Vec<(String, String)>,
+    /// The body.
     pub body: Vec<u8>,
+    /// How long to wait before answering.
     pub delay: Duration,
 }
 
