@@ -28,13 +28,13 @@ cleanup() {
 trap cleanup EXIT
 
 # start_rustmon demo|serve: starts it on free ports with a data dir of its own, sets $api and
-# $otlp_http once it prints `listening api=… otlp_http=… otlp_grpc=…`; its pid is added to $pids
+# $otlp_http once it prints `listening api=… otlp_http=… otlp_grpc=…`; its pid is $p (and in $pids)
 start_rustmon() {
   n=$((n + 1))
   local out="$work/out.$n"
   "$rustmon" "$1" --listen 127.0.0.1:0 --otlp-http 127.0.0.1:0 --otlp-grpc 127.0.0.1:0 \
     --data-dir "$work/data.$n" >"$out" 2>"$out.err" &
-  local p=$!
+  p=$!
   pids="$pids $p"
   for _ in $(seq 1 600); do
     if grep -q '^listening api=' "$out"; then
@@ -73,6 +73,7 @@ if [ "${RUSTMON_DEMO_WARMUP:-0}" -gt 0 ]; then
   range=(--range 15m)
 fi
 python3 crates/rustmon-dashboard/tests/browser.py --base "http://$api" --out "$shots" "${range[@]}"
+kill -TERM "$p" && wait "$p" || true
 
 start_rustmon serve
 python3 crates/rustmon-dashboard/tests/browser.py --empty --base "http://$api" --otlp "http://$otlp_http" --out "$shots"

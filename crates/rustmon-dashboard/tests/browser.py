@@ -406,13 +406,14 @@ def empty_states(a, base):
                     failures.append(f"{path}: console: {e['message']}")
         if a.otlp:
             hostile_span(a.otlp)
-            until("the hostile span", lambda: api(base, "/services")["services"], timeout=30)
+            until("the hostile span", lambda: api(base, "/services/hostile/operations")["operations"], timeout=30)
             b.go(base + "/ui/services/hostile")
             b.wait(LOADED, "the hostile service")
             if b.js("return document.querySelectorAll('#content img').length") != 0:
                 failures.append("hostile: markup from a span name became an element")
-            if "<img src=x onerror=alert(1)>" not in b.js("return document.querySelector('#content').innerText"):
-                failures.append("hostile: the route name with markup is not shown as text")
+            txt = b.js("return document.querySelector('#content').innerText")
+            if "<img src=x onerror=alert(1)>" not in txt:
+                failures.append(f"hostile: the route name with markup is not shown as text: {txt[:300]}")
             for e in b.logs():
                 if e.get("level") in ("SEVERE", "WARNING") and "favicon" not in e.get("message", ""):
                     failures.append(f"hostile: console {e['level']}: {e['message']}")
