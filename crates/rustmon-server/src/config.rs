@@ -44,7 +44,7 @@ pub struct ServeArgs {
     /// Address of the OTLP/gRPC receiver [default: 127.0.0.1:4317].
     #[arg(long, env = "RUSTMON_OTLP_GRPC", value_name = "HOST:PORT")]
     pub otlp_grpc: Option<String>,
-    /// TOML file with any of the settings below (keys as the flags, with `_`).
+    /// TOML file with any of these settings (keys named like the flags, with `_`).
     #[arg(long, env = "RUSTMON_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Delete data older than this, e.g. 12h, 7d [default: 7d].
