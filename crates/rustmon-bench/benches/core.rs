@@ -5,8 +5,27 @@
 //!
 //! Rerun: `cargo bench -p rustmon-bench --bench core`
 //!
-//! RESULTS (see the README's performance table; medians, lower is better)
-//! RESULTS-END
+//! RESULTS
+//! | Case (start + 4 attributes + finish) | Median | vs rustmon | Target |
+//! |---|---:|---:|---|
+//! | rustmon, active listener | 100.4 ns | 1.0× | ≤ 50 ns: **missed** |
+//! | `opentelemetry_sdk` tracer (AlwaysOn, batch processor, no-op exporter) | 468.2 ns | 4.7× slower | rustmon ≥ 4× faster: met |
+//! | `tracing` + `tracing-opentelemetry` (same SDK) | 1242 ns | 12.4× slower | |
+//! | `tracing` + empty registry | 107.2 ns (66–206, noisy) | ≈ 1.1× | |
+//! | rustmon, monitoring disabled | 3.27 ns | | ≤ 2 ns: **missed** |
+//! | rustmon, 1 thread recording (time per event) | 99.9 ns | | |
+//! | rustmon, 2 threads at once (time per round of one event each) | 185.4 ns | 1.08× throughput of 1 thread | ≥ 1.6×: **missed** |
+//!
+//! 2026-11-28, the 2-vCPU development machine (load average 0.98 when it ran), criterion 0.8,
+//! 30 samples × 3 s. Why the misses: an event's record is written by the recording thread and read,
+//! cleared and recycled by the pipeline thread, so each event moves a few cache lines between the
+//! two cores and back (about half of the 100 ns); two clock reads (TSC via `quanta`) are another
+//! ~15 ns. With two recording threads on two cores the pipeline thread has no core of its own, so
+//! the recording threads share theirs with it: the 2-thread figure measures that, not contention
+//! between producers (they write to different queue shards). Disabled costs one relaxed load plus
+//! the four inert `set` calls and the finish check (3.3 ns). In that run 83.2 M events reached the
+//! listener and 60.4 M were dropped because the pipeline could not keep up with a tight loop: the
+//! drop path is counted and never blocks.
 
 use std::hint::black_box;
 use std::sync::Arc;
