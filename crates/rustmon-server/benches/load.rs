@@ -12,18 +12,19 @@
 //! bytes per span on disk, and trace-by-id / operations / search latencies.
 //!
 //! Results, 2026-11-28, development machine (2 cores, 24 GiB, Linux), 1,000,000 spans,
-//! `cargo bench -p rustmon-server --no-default-features --bench load`, measured while other
-//! builds shared the 2 cores (load average 7–15; runs vary by ±20 %):
+//! `cargo bench -p rustmon-server --no-default-features --bench load`; quiet machine (load
+//! average < 2), two runs; under other builds (load 7–15) per-core ingest was 148k–175k:
 //!
 //! | measure | result | target |
 //! |---|---|---|
-//! | ingest, per collector core (sealing included) | 148,000–175,000 spans/s — missed | ≥ 250,000 |
-//! | ingest alone, before sealing (200k spans) | 274,000 spans/s per core | |
+//! | ingest, per collector core (sealing included) | 180,000–207,000 spans/s — missed by ~20 % | ≥ 250,000 |
+//! | ingest, 200k spans | 241,000 spans/s per core | |
+//! | ingest, wall clock (generator on the same 2 cores) | 188,000–212,000 spans/s | |
 //! | on disk, segments | 27.2 bytes/span | ≤ 80 |
 //! | on disk, everything | 27.3 bytes/span | |
-//! | trace by id (100 lookups) | median 0.74 ms, p95 1.2 ms | < 10 ms |
-//! | operations of a service, last hour | median 0.48 ms, p95 0.55 ms | < 100 ms |
-//! | trace search scanning all spans | median 390–800 ms | |
+//! | trace by id (100 lookups) | median 0.70 ms, p95 1.6–2.4 ms | < 10 ms |
+//! | operations of a service, last hour | median 0.37 ms, p95 0.46–0.61 ms | < 100 ms |
+//! | trace search scanning all spans | median 196 ms | |
 
 use std::io::Write;
 use std::process::{Command, Stdio};
