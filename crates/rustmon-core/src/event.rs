@@ -69,6 +69,17 @@ impl Kind {
         }
     }
 
+    /// The OpenTelemetry span kind this kind is exported as: `server`; `client` for client,
+    /// database, cache and rpc; `producer` for messaging; `internal` for the rest.
+    pub fn span_kind(self) -> &'static str {
+        match self {
+            Kind::Server => "server",
+            Kind::Client | Kind::Database | Kind::Cache | Kind::Rpc => "client",
+            Kind::Messaging => "producer",
+            Kind::Runtime | Kind::Custom | Kind::Segment | Kind::Network => "internal",
+        }
+    }
+
     /// Parses the lowercase name.
     pub fn parse(s: &str) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.as_str() == s)
@@ -94,7 +105,7 @@ pub enum Status {
 }
 
 impl Status {
-    /// The lowercase name, as exported in `rustmon.event.status`.
+    /// The lowercase name.
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Unset => "unset",

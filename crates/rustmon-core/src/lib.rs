@@ -52,5 +52,5 @@ pub use listener::{
     Batch, ExportReporter, FnListener, Listener, ListenerContext, PluginListener, listener_fn,
 };
 pub use monitor::{CoreConfig, Monitor, MonitorBuilder, MonitorError, Resource, Stats, global};
-pub use pipeline::OVERFLOW_NAME;
+pub use pipeline::{OVERFLOW_NAME, RED_METRIC};
 pub use plugin::{Plugin, PluginContext, PluginError};

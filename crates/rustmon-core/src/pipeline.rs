@@ -29,6 +29,12 @@ pub(crate) enum Command {
 /// A drain taking at least this many events means the producers are busy.
 const BUSY: usize = 256;
 
+/// The RED metric: a delta exponential histogram of durations (seconds) per operation, computed
+/// from every event before sampling, with attributes `span.kind` (`server`, `client`, `producer`,
+/// `internal`), `span.name`, `otel.status_code` (`ERROR`, `OK`, `UNSET`) and the finer
+/// `rustmon.event.kind`. The collector takes it as the exact rollup of those operations.
+pub const RED_METRIC: &str = "rustmon.operation.duration";
+
 /// The name under which events beyond the `max_names` cap are counted.
 pub const OVERFLOW_NAME: &str = "_other";
 
@@ -374,14 +380,20 @@ impl Red {
     fn export(&mut self, start: u64, now: u64, out: &mut Vec<Metric>) {
         for ((kind, status), by_name) in &mut self.series {
             for (name, histogram) in by_name.drain() {
+                let status_code = match status {
+                    Status::Error => "ERROR",
+                    Status::Ok => "OK",
+                    Status::Unset => "UNSET",
+                };
                 out.push(Metric {
-                    name: Cow::Borrowed("rustmon.event.duration"),
-                    description: Cow::Borrowed("Duration of monitored operations"),
+                    name: Cow::Borrowed(RED_METRIC),
+                    description: Cow::Borrowed("Duration of monitored operations, before sampling"),
                     unit: Cow::Borrowed("s"),
                     attributes: vec![
+                        KeyValue::new("span.kind", kind.span_kind()),
+                        KeyValue::new("span.name", name),
+                        KeyValue::new("otel.status_code", status_code),
                         KeyValue::new("rustmon.event.kind", kind.as_str()),
-                        KeyValue::new("rustmon.event.name", name),
-                        KeyValue::new("rustmon.event.status", status.as_str()),
                     ],
                     start_unix_nanos: start,
                     time_unix_nanos: now,

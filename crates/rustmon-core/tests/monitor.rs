@@ -331,7 +331,7 @@ fn shutdown_flushes_and_is_idempotent() {
     let e = m.start_event(Kind::Custom, "late");
     assert!(!e.is_recording());
     // RED metrics were exported on shutdown: one histogram per name, counting every event.
-    let red = capture.wait_for_metric("rustmon.event.duration");
+    let red = capture.wait_for_metric(rustmon_core::RED_METRIC);
     let total: u64 = red
         .iter()
         .map(|m| match &m.data {
@@ -410,11 +410,11 @@ fn names_beyond_the_cap_go_to_the_overflow_bucket() {
     let names: std::collections::BTreeSet<String> = capture
         .metrics()
         .iter()
-        .filter(|m| m.name == "rustmon.event.duration")
+        .filter(|m| m.name == rustmon_core::RED_METRIC)
         .filter_map(|m| {
             m.attributes
                 .iter()
-                .find(|kv| kv.key == "rustmon.event.name")
+                .find(|kv| kv.key == "span.name")
                 .map(|kv| kv.value.to_string())
         })
         .collect();

@@ -513,7 +513,7 @@ fn metrics_are_exported_field_by_field() {
     assert_eq!(handle.stats().items_exported, points + spans);
 
     // The points this test caused are among them.
-    let red = metric_named(&otlp, "rustmon.event.duration");
+    let red = metric_named(&otlp, rustmon_core::RED_METRIC);
     let Some(Data::ExponentialHistogram(red)) = &red.data else {
         panic!("RED durations are an exponential histogram")
     };
@@ -522,8 +522,8 @@ fn metrics_are_exported_field_by_field() {
         .iter()
         .find(|p| {
             let a = attrs(&p.attributes);
-            a.contains(&("rustmon.event.name".to_owned(), s("GET /items")))
-                && a.contains(&("rustmon.event.status".to_owned(), s("unset")))
+            a.contains(&("span.name".to_owned(), s("GET /items")))
+                && a.contains(&("otel.status_code".to_owned(), s("UNSET")))
         })
         .unwrap();
     assert_eq!(ok.count, 4);
