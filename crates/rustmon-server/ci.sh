@@ -20,7 +20,10 @@ corpus="fuzz/corpus/otlp_decode"
 mkdir -p "$corpus"
 cp fuzz/seeds/* "$corpus"/
 export RUSTC_BOOTSTRAP=1
-cargo fuzz build otlp_decode -O
-cargo fuzz run otlp_decode -O "$corpus" -- \
+# A target dir outside the clone when CI gives one, so a warm machine does not rebuild it.
+target_dir="${CARGO_TARGET_DIR:+$CARGO_TARGET_DIR/fuzz}"
+target_dir="${target_dir:-fuzz/target}"
+cargo fuzz build otlp_decode -O --target-dir "$target_dir"
+cargo fuzz run otlp_decode -O --target-dir "$target_dir" "$corpus" -- \
   -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1
 echo "ci.sh: fuzzed otlp_decode for ${seconds}s without a crash"
