@@ -1,79 +1,14 @@
 //! The demo's SQLite databases: schema, seed data, and monitored statements.
 
-use std::future::Future;
 use std::path::Path;
 
-use rustmon_core::{Event, Kind, Monitor};
+use rustmon_core::Monitor;
+use rustmon_sqlx::MonitoredPool;
+use sqlx::Sqlite;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 
-/// A pool and the monitor its statements are recorded into.
-#[derive(Clone, Debug)]
-pub(crate) struct Db {
-    pub(crate) pool: SqlitePool,
-    monitor: Monitor,
-    namespace: &'static str,
-}
-
-impl Db {
-    /// Runs one statement as a database event named by its fingerprint, a child of the current
-    /// request.
-    pub(crate) async fn run<T, F>(
-        &self,
-        fingerprint: &'static str,
-        operation: &'static str,
-        table: &'static str,
-        statement: F,
-    ) -> Result<T, sqlx::Error>
-    where
-        F: Future<Output = Result<T, sqlx::Error>>,
-        T: Rows,
-    {
-        let mut event: Event = self
-            .monitor
-            .start_event(Kind::Database, fingerprint)
-            .with_plugin("sqlx");
-        event
-            .set("db.system.name", "sqlite")
-            .set("db.namespace", self.namespace)
-            .set("db.operation.name", operation)
-            .set("db.collection.name", table)
-            .set("db.query.text", fingerprint);
-        let result = statement.await;
-        match &result {
-            Ok(rows) => {
-                event.set("db.response.returned_rows", rows.rows());
-            }
-            Err(e) => {
-                event.record_std_error(e, false);
-            }
-        }
-        event.finish();
-        result
-    }
-}
-
-/// How many rows a statement's result holds.
-pub(crate) trait Rows {
-    fn rows(&self) -> u64;
-}
-
-impl<T> Rows for Vec<T> {
-    fn rows(&self) -> u64 {
-        self.len() as u64
-    }
-}
-
-impl<T> Rows for Option<T> {
-    fn rows(&self) -> u64 {
-        u64::from(self.is_some())
-    }
-}
-
-impl Rows for sqlx::sqlite::SqliteQueryResult {
-    fn rows(&self) -> u64 {
-        self.rows_affected()
-    }
-}
+/// A pool whose every statement is recorded by `rustmon-sqlx`, as a child of the request.
+pub(crate) type Db = MonitoredPool<Sqlite>;
 
 async fn open(path: &Path) -> Result<SqlitePool, sqlx::Error> {
     let options = SqliteConnectOptions::new()
@@ -140,11 +75,7 @@ pub(crate) async fn shop(path: &Path, monitor: Monitor) -> Result<Db, sqlx::Erro
             }
         }
     }
-    Ok(Db {
-        pool,
-        monitor,
-        namespace: "shop",
-    })
+    Ok(MonitoredPool::new(pool).monitor(monitor))
 }
 
 /// The inventory's database: stock per product.
@@ -162,9 +93,5 @@ pub(crate) async fn inventory(path: &Path, monitor: Monitor) -> Result<Db, sqlx:
             .execute(&pool)
             .await?;
     }
-    Ok(Db {
-        pool,
-        monitor,
-        namespace: "inventory",
-    })
+    Ok(MonitoredPool::new(pool).monitor(monitor))
 }

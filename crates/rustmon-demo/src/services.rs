@@ -57,31 +57,21 @@ pub(crate) fn shop(db: Db, monitor: Monitor, inventory: SocketAddr) -> Router {
 
 async fn list_products(State(s): State<Shop>) -> Reply {
     let rows: Vec<(i64, String, i64)> =
-        s.db.run(
-            "SELECT id, name, price_cents FROM products ORDER BY name LIMIT ?",
-            "SELECT",
-            "products",
-            sqlx::query_as("SELECT id, name, price_cents FROM products ORDER BY name LIMIT ?")
-                .bind(20)
-                .fetch_all(&s.db.pool),
-        )
-        .await
-        .map_err(internal)?;
+        sqlx::query_as("SELECT id, name, price_cents FROM products ORDER BY name LIMIT ?")
+            .bind(20)
+            .fetch_all(&s.db)
+            .await
+            .map_err(internal)?;
     Ok(axum::Json(json!(rows)))
 }
 
 async fn product(State(s): State<Shop>, Path(id): Path<i64>) -> Reply {
     let row: Option<(String, i64)> =
-        s.db.run(
-            "SELECT name, price_cents FROM products WHERE id = ?",
-            "SELECT",
-            "products",
-            sqlx::query_as("SELECT name, price_cents FROM products WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&s.db.pool),
-        )
-        .await
-        .map_err(internal)?;
+        sqlx::query_as("SELECT name, price_cents FROM products WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&s.db)
+            .await
+            .map_err(internal)?;
     let Some((name, price)) = row else {
         return Err((StatusCode::NOT_FOUND, format!("no product {id}")));
     };
@@ -140,27 +130,16 @@ async fn stock(s: &Shop, id: i64) -> Result<Value, String> {
 /// An N+1 pattern on purpose: one statement for the order, then one per line.
 async fn order(State(s): State<Shop>, Path(id): Path<i64>) -> Reply {
     let lines: Vec<(i64, i64)> =
-        s.db.run(
-            "SELECT product_id, quantity FROM order_lines WHERE order_id = ?",
-            "SELECT",
-            "order_lines",
-            sqlx::query_as("SELECT product_id, quantity FROM order_lines WHERE order_id = ?")
-                .bind(id)
-                .fetch_all(&s.db.pool),
-        )
-        .await
-        .map_err(internal)?;
+        sqlx::query_as("SELECT product_id, quantity FROM order_lines WHERE order_id = ?")
+            .bind(id)
+            .fetch_all(&s.db)
+            .await
+            .map_err(internal)?;
     let mut items = Vec::new();
     for (product, quantity) in lines {
-        let name: Option<(String,)> =
-            s.db.run(
-                "SELECT name FROM products WHERE id = ?",
-                "SELECT",
-                "products",
-                sqlx::query_as("SELECT name FROM products WHERE id = ?")
-                    .bind(product)
-                    .fetch_optional(&s.db.pool),
-            )
+        let name: Option<(String,)> = sqlx::query_as("SELECT name FROM products WHERE id = ?")
+            .bind(product)
+            .fetch_optional(&s.db)
             .await
             .map_err(internal)?;
         items.push(json!({ "product": name.map(|n| n.0), "quantity": quantity }));
@@ -179,16 +158,10 @@ async fn checkout(State(s): State<Shop>) -> Reply {
         tokio::time::sleep(Duration::from_millis(pause)).await;
         payment.finish();
     }
-    let order =
-        s.db.run(
-            "INSERT INTO orders (customer, created_at) VALUES (?, ?)",
-            "INSERT",
-            "orders",
-            sqlx::query("INSERT INTO orders (customer, created_at) VALUES (?, ?)")
-                .bind("walk-in")
-                .bind(0_i64)
-                .execute(&s.db.pool),
-        )
+    let order = sqlx::query("INSERT INTO orders (customer, created_at) VALUES (?, ?)")
+        .bind("walk-in")
+        .bind(0_i64)
+        .execute(&s.db)
         .await
         .map_err(internal)?;
     Ok(axum::Json(json!({ "order": order.last_insert_rowid() })))
@@ -197,29 +170,18 @@ async fn checkout(State(s): State<Shop>) -> Reply {
 /// Fails about one time in six.
 async fn recommendations(State(s): State<Shop>) -> Reply {
     if crate::load::random_below(6) == 0 {
-        let _: Vec<(i64,)> =
-            s.db.run(
-                "SELECT score FROM recommendations WHERE customer = ?",
-                "SELECT",
-                "recommendations",
-                sqlx::query_as("SELECT score FROM recommendations WHERE customer = ?")
-                    .bind("walk-in")
-                    .fetch_all(&s.db.pool),
-            )
+        let _: Vec<(i64,)> = sqlx::query_as("SELECT score FROM recommendations WHERE customer = ?")
+            .bind("walk-in")
+            .fetch_all(&s.db)
             .await
             .map_err(internal)?;
     }
     let rows: Vec<(i64, String)> =
-        s.db.run(
-            "SELECT id, name FROM products ORDER BY price_cents DESC LIMIT ?",
-            "SELECT",
-            "products",
-            sqlx::query_as("SELECT id, name FROM products ORDER BY price_cents DESC LIMIT ?")
-                .bind(3)
-                .fetch_all(&s.db.pool),
-        )
-        .await
-        .map_err(internal)?;
+        sqlx::query_as("SELECT id, name FROM products ORDER BY price_cents DESC LIMIT ?")
+            .bind(3)
+            .fetch_all(&s.db)
+            .await
+            .map_err(internal)?;
     Ok(axum::Json(json!(rows)))
 }
 
@@ -241,15 +203,9 @@ async fn stock_level(State(s): State<Inventory>, Path(id): Path<i64>) -> Reply {
         // Now and then the warehouse system is slow.
         tokio::time::sleep(Duration::from_millis(120)).await;
     }
-    let row: Option<(i64,)> =
-        s.db.run(
-            "SELECT quantity FROM stock WHERE product_id = ?",
-            "SELECT",
-            "stock",
-            sqlx::query_as("SELECT quantity FROM stock WHERE product_id = ?")
-                .bind(id)
-                .fetch_optional(&s.db.pool),
-        )
+    let row: Option<(i64,)> = sqlx::query_as("SELECT quantity FROM stock WHERE product_id = ?")
+        .bind(id)
+        .fetch_optional(&s.db)
         .await
         .map_err(internal)?;
     Ok(axum::Json(
