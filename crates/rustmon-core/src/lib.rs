@@ -32,6 +32,7 @@ pub mod config;
 pub mod context;
 mod event;
 mod ids;
+pub mod intern;
 mod json_lines;
 mod listener;
 pub mod metrics;
@@ -39,6 +40,7 @@ mod monitor;
 mod pipeline;
 mod plugin;
 mod pool;
+pub mod secrets;
 pub mod segment;
 
 pub use attr::{Attributes, Key, KeyValue, Value};

@@ -50,7 +50,6 @@ mod error;
 #[cfg(feature = "hyper")]
 mod hyper;
 mod layer;
-mod names;
 mod record;
 #[cfg(feature = "reqwest")]
 mod reqwest;

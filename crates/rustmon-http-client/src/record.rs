@@ -13,7 +13,11 @@ use rustmon_core::{ConfigHandle, Event, Kind, Monitor, PluginConfig, SpanContext
 
 use crate::config::HttpClientConfig;
 use crate::error::{classify_error, message_chain};
-use crate::names::Names;
+use rustmon_core::intern::Interner;
+
+/// How many distinct event names (`GET api.example.com`) a client interns; past that, names are
+/// allocated per request.
+const MAX_NAMES: usize = 1024;
 use crate::timing::Slot;
 use crate::url::redact_url;
 
@@ -46,7 +50,7 @@ pub(crate) const NO_HOST: &str = "unknown";
 pub(crate) struct Shared {
     monitor: Option<Monitor>,
     config: OnceLock<ConfigHandle<HttpClientConfig>>,
-    names: Names,
+    names: Interner,
 }
 
 impl Shared {
@@ -58,7 +62,7 @@ impl Shared {
         Shared {
             monitor,
             config,
-            names: Names::default(),
+            names: Interner::new(MAX_NAMES, usize::MAX),
         }
     }
 
@@ -92,7 +96,7 @@ impl Shared {
         let method = method_str(req.method);
         let target = req.template.or(req.host).unwrap_or(NO_HOST);
         let mut event = monitor
-            .start_event(Kind::Client, self.names.get(method, target))
+            .start_event(Kind::Client, self.names.get_joined(method, target))
             .with_plugin(HttpClientConfig::NAME);
         if !event.is_recording() {
             return None;

@@ -13,7 +13,9 @@ use rustmon_core::context::{self, SpanContext};
 use rustmon_core::{ConfigHandle, Event, Kind, Monitor, PluginConfig, Status};
 
 use crate::config::HttpServerConfig;
-use crate::names::{Names, Strings, UNMATCHED};
+use rustmon_core::intern::Interner;
+
+use crate::names::{MAX_INTERNED, UNMATCHED};
 
 /// What the recorder needs from a request's head. Adapters fill it from their framework's request
 /// type; every field is a cheap borrow.
@@ -120,11 +122,11 @@ pub struct ServerRecorder {
 struct Shared {
     monitor: Option<Monitor>,
     config: OnceLock<ConfigHandle<HttpServerConfig>>,
-    names: Names,
+    names: Interner,
     /// `server.address` values (bounded), so that they do not allocate per request.
-    hosts: Strings,
+    hosts: Interner,
     /// `user_agent.original` values (bounded).
-    user_agents: Strings,
+    user_agents: Interner,
 }
 
 impl fmt::Debug for ServerRecorder {
@@ -233,9 +235,9 @@ impl ServerRecorder {
             shared: Arc::new(Shared {
                 monitor,
                 config,
-                names: Names::default(),
-                hosts: Strings::new(64, 64),
-                user_agents: Strings::new(256, 128),
+                names: Interner::new(MAX_INTERNED, usize::MAX),
+                hosts: Interner::new(64, 64),
+                user_agents: Interner::new(256, 128),
             }),
         }
     }
@@ -272,7 +274,7 @@ impl ServerRecorder {
         let name = self
             .shared
             .names
-            .get(method, head.route.unwrap_or(UNMATCHED));
+            .get_joined(method, head.route.unwrap_or(UNMATCHED));
         let parent = head
             .traceparent
             .and_then(|v| std::str::from_utf8(v).ok())
@@ -402,7 +404,7 @@ impl RequestRecord {
                 return;
             }
         }
-        let name = recorder.shared.names.get(p.method, route);
+        let name = recorder.shared.names.get_joined(p.method, route);
         p.event.set_name(name);
         p.event.set("http.route", route);
     }
