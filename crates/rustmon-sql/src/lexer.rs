@@ -239,6 +239,7 @@ impl Normaliser<'_> {
     fn number(&mut self, digits: usize) {
         let b = self.b;
         let mut i = digits;
+        let mut integer = false;
         if b[i] == b'0' && matches!(b.get(i + 1), Some(b'x' | b'X' | b'b' | b'B' | b'o' | b'O')) {
             i += 2;
             while i < b.len() && (b[i].is_ascii_hexdigit() || b[i] == b'_') {
@@ -248,7 +249,9 @@ impl Normaliser<'_> {
             while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'_') {
                 i += 1;
             }
+            integer = true;
             if i < b.len() && b[i] == b'.' {
+                integer = false;
                 i += 1;
                 while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'_') {
                     i += 1;
@@ -264,10 +267,11 @@ impl Normaliser<'_> {
                         j += 1;
                     }
                     i = j;
+                    integer = false;
                 }
             }
         }
-        if i < b.len() && is_ident_char(b[i]) && digits == self.pos {
+        if integer && i < b.len() && is_ident_char(b[i]) && digits == self.pos {
             // MySQL allows identifiers that start with digits (`1st_column`).
             self.word();
             return;

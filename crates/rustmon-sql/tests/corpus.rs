@@ -314,3 +314,11 @@ fn deep_nesting_collapses_consistently() {
     let fp = fingerprint("SELECT f(1, g(2))", Dialect::Postgres);
     assert_eq!(fp, "SELECT f(?, g(?))");
 }
+
+#[test]
+fn only_integers_start_identifiers() {
+    // `1st_column` is a MySQL identifier; `0.` and `1e5` are numbers even when a word follows.
+    assert_eq!(fingerprint("0.$0", Dialect::Postgres), "? ?");
+    assert_eq!(fingerprint("SELECT 1.5x", Dialect::Sqlite), "SELECT ? x");
+    assert_eq!(fingerprint("SELECT 1st_column", Dialect::MySql), "SELECT 1st_column");
+}
