@@ -31,7 +31,8 @@ pub struct RequestHead<'a> {
     pub https: bool,
     /// `host[:port]` from the URI authority or the `Host` header.
     pub authority: Option<&'a str>,
-    /// The protocol version: `1.0`, `1.1`, `2` or `3`.
+    /// The protocol version: `1.0`, `1.1`, `2` or `3`; empty when the framework does not tell
+    /// (rocket 0.5), and then not recorded.
     pub version: &'static str,
     /// The `User-Agent` header.
     pub user_agent: Option<&'a [u8]>,
@@ -309,7 +310,9 @@ impl ServerRecorder {
                 event.set("server.port", i64::from(port));
             }
         }
-        event.set("network.protocol.version", head.version);
+        if !head.version.is_empty() {
+            event.set("network.protocol.version", head.version);
+        }
         if let Some(ua) = head.user_agent {
             let ua: Cow<'static, str> = match std::str::from_utf8(ua) {
                 Ok(ua) => self.shared.user_agents.get(ua),
