@@ -59,7 +59,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
-use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context, Poll};
 
 use rocket::fairing::{Fairing, Info, Kind};
@@ -67,8 +67,11 @@ use rocket::http::HeaderMap;
 use rocket::request::{self, FromRequest};
 use rocket::route::{self, Handler};
 use rocket::{Data, Request, Response, Route};
+use rustmon_core::ConfigHandle;
 use rustmon_core::context::{self, ContextGuard, FutureExt, SpanContext, WithContext};
-use rustmon_tower::{Headers, RequestHead, RequestRecord, RouteSlot, ServerRecorder};
+use rustmon_tower::{
+    Headers, HttpServerConfig, RequestHead, RequestRecord, RouteSlot, ServerRecorder,
+};
 
 /// The rocket fairing: records one server event per request.
 ///
@@ -85,6 +88,10 @@ use rustmon_tower::{Headers, RequestHead, RequestRecord, RouteSlot, ServerRecord
 #[derive(Clone, Debug, Default)]
 pub struct Monitor {
     recorder: ServerRecorder,
+    /// The monitor given, or `None` for the global one.
+    monitor: Option<rustmon_core::Monitor>,
+    /// Its `http_server` configuration, resolved at the first recorded request.
+    config: Arc<OnceLock<ConfigHandle<HttpServerConfig>>>,
 }
 
 impl Monitor {
@@ -96,8 +103,26 @@ impl Monitor {
     /// Records into `monitor` instead of the global one.
     pub fn with_monitor(monitor: rustmon_core::Monitor) -> Self {
         Monitor {
-            recorder: ServerRecorder::new(Some(monitor)),
+            recorder: ServerRecorder::new(Some(monitor.clone())),
+            monitor: Some(monitor),
+            config: Arc::default(),
         }
+    }
+
+    /// The live configuration the recorder reads (resolved once a request has been recorded, so
+    /// the global monitor is installed by then).
+    fn config(&self) -> Option<&ConfigHandle<HttpServerConfig>> {
+        if let Some(c) = self.config.get() {
+            return Some(c);
+        }
+        let monitor = match &self.monitor {
+            Some(m) => m,
+            None => rustmon_core::global()?,
+        };
+        Some(
+            self.config
+                .get_or_init(|| monitor.config::<HttpServerConfig>()),
+        )
     }
 }
 
@@ -111,6 +136,8 @@ struct RequestState {
     record: Mutex<Option<RequestRecord>>,
     /// The route template, set at the response; names the event.
     route: RouteSlot,
+    /// The configuration, to see in a handler whether its route is ignored.
+    config: OnceLock<ConfigHandle<HttpServerConfig>>,
 }
 
 impl RequestState {
@@ -191,6 +218,9 @@ impl Fairing for Monitor {
             .ctx
             .set(record.as_ref().and_then(RequestRecord::context));
         if let Some(mut record) = record {
+            if let Some(config) = self.config() {
+                let _ = state.config.set(config.clone());
+            }
             // Rocket routes after the request fairings: the route is known at the response.
             record.route_later(&self.recorder, state.route.clone());
             *state.record() = Some(record);
@@ -312,7 +342,9 @@ impl Handler for InContext {
     async fn handle<'r>(&self, req: &'r Request<'_>, data: Data<'r>) -> route::Outcome<'r> {
         let state = RequestState::of(req);
         let ctx = state.ctx.get().copied().flatten();
-        if ctx.is_none() {
+        if ctx.is_none() || state.route_ignored(req) {
+            // Not recorded (an event of an ignored route is discarded at the response): what
+            // the handler records does not point at it.
             return self.0.handle(req, data).await;
         }
         // Creating the handler's future runs the handler's synchronous prelude.
@@ -337,6 +369,19 @@ impl Handler for InContext {
 }
 
 impl RequestState {
+    /// Whether the route now handling `req` is in `ignore_routes` (by its template).
+    fn route_ignored(&self, req: &Request<'_>) -> bool {
+        let Some(config) = self.config.get() else {
+            return false;
+        };
+        let config = config.get();
+        !config.ignore_routes.is_empty()
+            && req
+                .route()
+                .and_then(template::of)
+                .is_some_and(|t| config.is_ignored(Some(t), ""))
+    }
+
     /// Records a handler's panic on the request's event, which stays open: rocket catches the
     /// panic and answers 500 through its catcher, and the response finishes the event.
     fn panicked(&self, payload: &(dyn std::any::Any + Send)) {
