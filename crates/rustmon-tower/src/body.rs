@@ -53,7 +53,9 @@ impl<B: Body> ResponseBody<B> {
         }
     }
 
-    pub(crate) fn monitored(inner: B, record: BodyRecord) -> Self {
+    /// Wraps `inner`, counting its bytes into `record` and finishing it at the end of the body
+    /// (for framework adapters that hand their response body to hyper as an `http_body::Body`).
+    pub fn monitored(inner: B, record: BodyRecord) -> Self {
         ResponseBody {
             inner,
             record: Some(record),

@@ -393,6 +393,29 @@ impl RequestRecord {
         self.late_route = Some((recorder.clone(), slot));
     }
 
+    /// Names the event by `route`, a template the router reports with the response (poem,
+    /// salvo): `{METHOD} {route}` and `http.route`, or discards the event when the route is
+    /// ignored. Call it before [`respond`](RequestRecord::respond).
+    pub fn set_route(&mut self, recorder: &ServerRecorder, route: &str) {
+        let Some(p) = self.pending.as_mut() else {
+            return;
+        };
+        if let Some((_, config)) = recorder.active() {
+            let config = config.get();
+            if !config.ignore_routes.is_empty() && config.is_ignored(Some(route), "") {
+                std::mem::replace(&mut p.event, Event::inert()).discard();
+                return;
+            }
+        }
+        let name = recorder.shared.names.get_joined(p.method, route);
+        let route: Cow<'static, str> = match &name {
+            Cow::Borrowed(n) => Cow::Borrowed(&n[p.method.len() + 1..]),
+            Cow::Owned(_) => Cow::Owned(route.to_owned()),
+        };
+        p.event.set_name(name);
+        p.event.set("http.route", route);
+    }
+
     /// Applies a late route: renames the event, or discards it when the route is ignored.
     fn resolve_route(&mut self) {
         let Some((recorder, slot)) = self.late_route.take() else {
