@@ -11,9 +11,9 @@
 //! - **attributes** the OpenTelemetry HTTP attributes (`http.request.method`, `http.route`,
 //!   `url.path`, `url.scheme`, `server.address`, `server.port`, `user_agent.original`,
 //!   `http.request.body.size`, `http.response.status_code`, `http.response.body.size`) and, as the
-//!   live [`HttpServerConfig`](rustmon_tower::HttpServerConfig) (plugin `http_server`) asks,
-//!   `client.address`, headers with redaction, the first bytes of the response body; ignored
-//!   routes produce no event;
+//!   live [`HttpServerConfig`] (plugin `http_server`) asks, `client.address`, headers with
+//!   redaction, the first bytes of the response body; ignored routes produce no event. Not
+//!   `network.protocol.version`: rocket 0.5 does not tell a request's HTTP version;
 //! - **status** error for 5xx (and for 4xx with `client_errors_are_errors`);
 //! - **trace** a W3C `traceparent` is continued;
 //! - **duration** from the request fairings to the last byte of the response body. Bodies are
@@ -28,6 +28,14 @@
 //! `tokio::spawn(fut.in_current_context())`, are its children) and records a panicking handler's
 //! message. Routes mounted without it are still recorded; their handlers can take the
 //! [`RequestContext`] guard and run code in it explicitly.
+//!
+//! # Panics and cancellation
+//!
+//! rocket catches a handler's panic and answers 500: the event is an error with status 500, and
+//! under [`in_context`] also carries the panic (error type `panic`, its message). rocket runs each
+//! request in a task of its own that a client going away does not cancel: the handler completes
+//! and is recorded normally; when writing the response to the closed connection fails, rocket
+//! drops the body and the request is recorded with `rustmon.cancelled = true`.
 //!
 //! # Examples
 //! ```no_run
