@@ -109,7 +109,11 @@ mod tests {
                 ignored_topics: vec!["ok".into(), bad.into()],
                 ..Default::default()
             };
-            assert_eq!(c.validate().unwrap_err().field, "ignored_topics[1]", "{bad}");
+            assert_eq!(
+                c.validate().unwrap_err().field,
+                "ignored_topics[1]",
+                "{bad}"
+            );
         }
         assert!(KafkaConfig::default().validate().is_ok());
     }

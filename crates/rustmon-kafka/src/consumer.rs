@@ -181,7 +181,10 @@ impl<K: KafkaConsumer> MonitoredConsumer<K> {
         }
         common_attributes(&mut event, "process", topic, self.client_id.as_ref());
         let (partition, offset) = (msg.partition(), msg.offset());
-        event.set("messaging.destination.partition.id", partition_id(partition));
+        event.set(
+            "messaging.destination.partition.id",
+            partition_id(partition),
+        );
         event.set("messaging.kafka.offset", offset);
         if let Some(group) = &self.group {
             event.set("messaging.consumer.group.name", group.clone());

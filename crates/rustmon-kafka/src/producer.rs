@@ -245,7 +245,10 @@ fn inject(headers: Option<OwnedHeaders>, ctx: &rustmon_core::SpanContext) -> Own
 fn finish(mut event: Event, result: Result<&Delivery, &KafkaError>) {
     match result {
         Ok(d) => {
-            event.set("messaging.destination.partition.id", partition_id(d.partition));
+            event.set(
+                "messaging.destination.partition.id",
+                partition_id(d.partition),
+            );
             event.set("messaging.kafka.offset", d.offset);
             event.set_status(Status::Ok);
         }

@@ -196,13 +196,7 @@ pub(crate) fn cached_high_watermark(
     // SAFETY: `rk` is a live client handle (the caller borrows the consumer that owns it),
     // `topic` is NUL-terminated, and `low`/`high` are valid for writes.
     let err = unsafe {
-        rdsys::rd_kafka_get_watermark_offsets(
-            rk,
-            topic.as_ptr(),
-            partition,
-            &mut low,
-            &mut high,
-        )
+        rdsys::rd_kafka_get_watermark_offsets(rk, topic.as_ptr(), partition, &mut low, &mut high)
     };
     (err == rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some(high)
 }

@@ -98,9 +98,12 @@ impl<C: ClientContext> ClientContext for StatsContext<C> {
     }
 
     fn stats(&self, statistics: Statistics) {
+        // The time is taken before the configuration is read: a point stamped after a change
+        // was made under the new configuration.
+        let now = now_unix_nanos();
         if let Some((monitor, config)) = self.shared.active() {
             if config.get().record_statistics {
-                monitor.record_metrics(statistics_metrics(&statistics));
+                monitor.record_metrics(statistics_metrics(&statistics, now));
             }
         }
         self.inner.stats(statistics);
@@ -138,16 +141,17 @@ impl<C: ClientContext> ConsumerContext for StatsContext<C> {}
 /// Queue gauges come from producers, lag from consumers; brokers without requests in the
 /// interval and partitions whose lag librdkafka does not know yet (`-1`) are left out.
 pub fn record_statistics(monitor: &Monitor, statistics: &Statistics) {
+    let now = now_unix_nanos();
     if monitor.config::<KafkaConfig>().get().record_statistics {
-        monitor.record_metrics(statistics_metrics(statistics));
+        monitor.record_metrics(statistics_metrics(statistics, now));
     }
 }
 
-fn statistics_metrics(s: &Statistics) -> Vec<Metric> {
-    let now = now_unix_nanos();
-    let start = u64::try_from(s.age)
-        .ok()
-        .map_or(now, |age_us| now.saturating_sub(age_us.saturating_mul(1000)));
+/// The gauges of one statistics emission, stamped `now`.
+fn statistics_metrics(s: &Statistics, now: u64) -> Vec<Metric> {
+    let start = u64::try_from(s.age).ok().map_or(now, |age_us| {
+        now.saturating_sub(age_us.saturating_mul(1000))
+    });
     let base = vec![
         KeyValue::new("messaging.system", "kafka"),
         KeyValue::new("messaging.client.id", s.client_id.clone()),
@@ -271,7 +275,7 @@ mod tests {
             }
         });
         let stats: Statistics = serde_json::from_value(json).unwrap();
-        let metrics = statistics_metrics(&stats);
+        let metrics = statistics_metrics(&stats, now_unix_nanos());
         assert_eq!(metrics.len(), 1, "{metrics:?}");
         let lag = &metrics[0];
         assert_eq!(lag.name, "rustmon.kafka.consumer.lag");
