@@ -26,8 +26,9 @@
 //! wraps each route's handler so that the request's event is current while the handler's future
 //! runs (events started in the handler, after `.await`s too, and in
 //! `tokio::spawn(fut.in_current_context())`, are its children) and records a panicking handler's
-//! message. Routes mounted without it are still recorded; their handlers can take the
-//! [`RequestContext`] guard and run code in it explicitly.
+//! message ([`catchers_in_context`] does the same for catchers). Routes mounted without it are
+//! still recorded; their handlers can take the [`RequestContext`] guard and run code in it
+//! explicitly.
 //!
 //! # Panics and cancellation
 //!
@@ -72,9 +73,10 @@ use std::task::{Context, Poll};
 
 use rocket::fairing::{Fairing, Info, Kind};
 use rocket::http::HeaderMap;
+use rocket::http::Status;
 use rocket::request::{self, FromRequest};
 use rocket::route::{self, Handler};
-use rocket::{Data, Request, Response, Route};
+use rocket::{Catcher, Data, Request, Response, Route, catcher};
 use rustmon_core::ConfigHandle;
 use rustmon_core::context::{self, ContextGuard, FutureExt, SpanContext, WithContext};
 use rustmon_tower::{
@@ -341,37 +343,87 @@ pub fn in_context(routes: impl Into<Vec<Route>>) -> Vec<Route> {
     routes
 }
 
-/// A route handler run with the request's event current; see [`in_context`].
+/// [`in_context`] for catchers: the request's event is current while each catcher runs (events
+/// a catcher starts are children of the request), and a catcher's panic is recorded.
+///
+/// # Examples
+/// ```
+/// use rocket::{catch, catchers, Request};
+///
+/// #[catch(404)]
+/// fn not_found(req: &Request<'_>) -> String {
+///     format!("no {}", req.uri())
+/// }
+///
+/// let rocket = rocket::build()
+///     .attach(rustmon_rocket::Monitor::new())
+///     .register("/", rustmon_rocket::catchers_in_context(catchers![not_found]));
+/// # let _ = rocket;
+/// ```
+pub fn catchers_in_context(catchers: impl Into<Vec<Catcher>>) -> Vec<Catcher> {
+    let mut catchers = catchers.into();
+    for catcher in &mut catchers {
+        catcher.handler = Box::new(InContext(catcher.handler.clone()));
+    }
+    catchers
+}
+
+/// A handler (of a route or a catcher) run with the request's event current; see [`in_context`].
 #[derive(Clone)]
-struct InContext(Box<dyn Handler>);
+struct InContext<H>(H);
 
 #[rocket::async_trait]
-impl Handler for InContext {
+impl Handler for InContext<Box<dyn Handler>> {
     async fn handle<'r>(&self, req: &'r Request<'_>, data: Data<'r>) -> route::Outcome<'r> {
-        let state = RequestState::of(req);
-        let ctx = state.ctx.get().copied().flatten();
-        if ctx.is_none() || state.route_ignored(req) {
-            // Not recorded (an event of an ignored route is discarded at the response): what
-            // the handler records does not point at it.
-            return self.0.handle(req, data).await;
+        match handler_context(req) {
+            None => self.0.handle(req, data).await,
+            Some((state, ctx)) => run_in(state, ctx, || self.0.handle(req, data)).await,
         }
-        // Creating the handler's future runs the handler's synchronous prelude.
-        let fut = {
-            let _current = context::attach(ctx);
-            catch_unwind(AssertUnwindSafe(|| self.0.handle(req, data)))
-        };
-        match fut {
-            Ok(fut) => {
-                RecordPanic {
-                    inner: fut.with_context(ctx),
-                    state,
-                }
-                .await
+    }
+}
+
+#[rocket::async_trait]
+impl catcher::Handler for InContext<Box<dyn catcher::Handler>> {
+    async fn handle<'r>(&self, status: Status, req: &'r Request<'_>) -> catcher::Result<'r> {
+        match handler_context(req) {
+            None => self.0.handle(status, req).await,
+            Some((state, ctx)) => run_in(state, ctx, || self.0.handle(status, req)).await,
+        }
+    }
+}
+
+/// The request's state and event context to run its handler in; `None` when the request is not
+/// recorded, or its route is ignored (the event is discarded at the response, so what the
+/// handler records must not point at it).
+fn handler_context<'r>(req: &'r Request<'_>) -> Option<(&'r RequestState, Option<SpanContext>)> {
+    let state = RequestState::of(req);
+    let ctx = state.ctx.get().copied().flatten();
+    (ctx.is_some() && !state.route_ignored(req)).then_some((state, ctx))
+}
+
+/// Runs the handler future `make` returns with `ctx` current, recording a panic on the request's
+/// event before resuming it.
+async fn run_in<F: Future + Unpin>(
+    state: &RequestState,
+    ctx: Option<SpanContext>,
+    make: impl FnOnce() -> F,
+) -> F::Output {
+    // Making the future runs the handler's synchronous prelude.
+    let fut = {
+        let _current = context::attach(ctx);
+        catch_unwind(AssertUnwindSafe(make))
+    };
+    match fut {
+        Ok(fut) => {
+            RecordPanic {
+                inner: fut.with_context(ctx),
+                state,
             }
-            Err(panic) => {
-                state.panicked(&*panic);
-                resume_unwind(panic)
-            }
+            .await
+        }
+        Err(panic) => {
+            state.panicked(&*panic);
+            resume_unwind(panic)
         }
     }
 }

@@ -14,10 +14,10 @@ use rocket::config::{LogLevel, Shutdown};
 use rocket::fairing::AdHoc;
 use rocket::http::{Header, Status as RocketStatus};
 use rocket::response::{self, Responder};
-use rocket::{Build, Rocket, State, get, post, routes};
+use rocket::{Build, Rocket, State, catch, catchers, get, post, routes};
 use rustmon_core::context::{FutureExt, SpanContext};
 use rustmon_core::{Kind, Monitor, Status};
-use rustmon_rocket::{RequestContext, in_context};
+use rustmon_rocket::{RequestContext, catchers_in_context, in_context};
 use rustmon_test::Capture;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
@@ -511,16 +511,32 @@ async fn guarded(monitor: &State<Monitor>, ctx: RequestContext) -> &'static str 
     "done"
 }
 
+#[catch(404)]
+async fn not_found(req: &rocket::Request<'_>) -> &'static str {
+    tokio::task::yield_now().await;
+    let monitor = req.rocket().state::<Monitor>().unwrap();
+    monitor.start_event(Kind::Custom, "render 404").finish();
+    "not here"
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_started_in_the_handler_are_children_of_the_request() {
     let h = serve(|r| {
         r.mount("/", in_context(routes![work]))
             .mount("/", routes![guarded])
+            .register("/", catchers_in_context(catchers![not_found]))
     })
     .await;
     assert_eq!(h.get("/work").await.0, StatusCode::OK);
     assert_eq!(h.get("/guarded").await.0, StatusCode::OK);
+    let (status, _, body) = h.get("/nowhere").await;
+    assert_eq!(
+        (status, &body[..]),
+        (StatusCode::NOT_FOUND, &b"not here"[..])
+    );
     wait(|| {
+        let server = h.capture.expect("GET unmatched").one();
+        h.capture.expect("render 404").child_of(&server).one();
         let server = h.capture.expect("GET /work").one();
         h.capture.expect("SELECT orders").child_of(&server).one();
         h.capture.expect("GET payments").child_of(&server).one();
