@@ -174,6 +174,7 @@ impl<S> MonitorMiddleware<S> {
                 .get(header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok()?.parse().ok()),
             traceparent: headers.get("traceparent").map(|v| v.as_bytes()),
+            tracestate: headers.get("tracestate").map(|v| v.as_bytes()),
             client_addr: req.peer_addr(),
         };
         self.recorder.start(&head, &ActixHeaders(headers))

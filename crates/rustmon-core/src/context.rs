@@ -5,17 +5,22 @@
 //! event current until the guard drops. Futures carry a context with [`FutureExt::with_context`]
 //! or [`FutureExt::in_current_context`], and closures sent to other threads with [`bind`].
 //! [`SpanContext::from_traceparent`] and [`SpanContext::traceparent`] continue and propagate traces
-//! between processes (W3C Trace Context).
+//! between processes (W3C Trace Context), [`SpanContext::with_trace_state`] the `tracestate`
+//! that travels with them.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::OnceLock;
 use std::task::{Context as TaskContext, Poll};
 
 use crate::ids::{SpanId, TraceId};
+use crate::intern::Interner;
 
-/// What a child needs from its parent: ids, the sampling decision and whether it is remote.
+/// What a child needs from its parent: ids, the sampling decision, whether it is remote, and
+/// the trace's `tracestate`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SpanContext {
     /// The trace this span belongs to.
@@ -26,6 +31,9 @@ pub struct SpanContext {
     pub sampled: bool,
     /// Whether this context came from another process.
     pub remote: bool,
+    /// The W3C `tracestate` header value carried with the trace, validated; children inherit it
+    /// and clients pass it on. Set it with [`SpanContext::with_trace_state`].
+    pub trace_state: Option<&'static str>,
 }
 
 /// Per-thread state: the current context, and whether monitoring is suppressed here.
@@ -133,7 +141,7 @@ impl Drop for SuppressGuard {
 /// ```
 /// use rustmon_core::context::{self, SpanContext};
 /// use rustmon_core::{SpanId, TraceId};
-/// let ctx = SpanContext { trace_id: TraceId(7), span_id: SpanId(9), sampled: true, remote: true };
+/// let ctx = SpanContext { trace_id: TraceId(7), span_id: SpanId(9), sampled: true, remote: true, trace_state: None };
 /// {
 ///     let _g = context::attach(Some(ctx));
 ///     assert_eq!(context::current(), Some(ctx));
@@ -275,7 +283,50 @@ impl SpanContext {
             span_id: SpanId::from_hex(span)?,
             sampled: flags & 1 == 1,
             remote: true,
+            trace_state: None,
         })
+    }
+
+    /// Parses the `traceparent` and `tracestate` headers of an incoming request: the context to
+    /// continue, or `None` when `traceparent` is malformed (a `tracestate` alone means nothing).
+    ///
+    /// # Examples
+    /// ```
+    /// use rustmon_core::context::SpanContext;
+    /// let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    /// let ctx = SpanContext::from_headers(tp, Some("rojo=00f067aa0ba902b7, congo=t61rcWkgMzE")).unwrap();
+    /// assert_eq!(ctx.trace_state, Some("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"));
+    /// ```
+    pub fn from_headers(traceparent: &str, tracestate: Option<&str>) -> Option<SpanContext> {
+        let ctx = SpanContext::from_traceparent(traceparent)?;
+        Some(match tracestate {
+            Some(ts) => ctx.with_trace_state(ts),
+            None => ctx,
+        })
+    }
+
+    /// This context carrying the `tracestate` header value `header`, validated and normalised as
+    /// [`TraceState::parse`] does (an empty or invalid header carries none).
+    ///
+    /// Values are shared for the life of the process, so nothing is allocated per request once a
+    /// value has been seen: up to 1024 distinct values of at most 512 bytes (the length the
+    /// specification asks every vendor to propagate). Beyond that cap a new value is not carried.
+    pub fn with_trace_state(mut self, header: &str) -> SpanContext {
+        static STATES: OnceLock<Interner> = OnceLock::new();
+        let states = STATES.get_or_init(|| Interner::new(1024, 512));
+        let header = header.trim();
+        self.trace_state = if header.is_empty() {
+            None
+        } else if let Some(known) = states.known(header) {
+            Some(known)
+        } else {
+            let canonical = TraceState::parse(header).header();
+            match states.get(&canonical) {
+                Cow::Borrowed(s) if !s.is_empty() => Some(s),
+                _ => None,
+            }
+        };
+        self
     }
 
     /// Writes the `traceparent` header value into a stack buffer, without allocating.
@@ -287,6 +338,29 @@ impl SpanContext {
         out[52] = b'-';
         out[53] = b'0';
         out[54] = if self.sampled { b'1' } else { b'0' };
+    }
+
+    /// Hands `set` each header that carries this context to another process, as
+    /// `(name, value)`: `traceparent`, then `tracestate` when the trace has one. Nothing is
+    /// allocated; HTTP clients, gRPC metadata and message headers all inject through it.
+    ///
+    /// # Examples
+    /// ```
+    /// use rustmon_core::context::SpanContext;
+    /// let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    /// let ctx = SpanContext::from_headers(tp, Some("congo=t61rcWkgMzE")).unwrap();
+    /// let mut headers = Vec::new();
+    /// ctx.propagation_headers(|name, value| headers.push((name, value.to_vec())));
+    /// assert_eq!(headers[0], ("traceparent", tp.as_bytes().to_vec()));
+    /// assert_eq!(headers[1], ("tracestate", b"congo=t61rcWkgMzE".to_vec()));
+    /// ```
+    pub fn propagation_headers(&self, mut set: impl FnMut(&'static str, &[u8])) {
+        let mut buf = [0u8; 55];
+        self.write_traceparent(&mut buf);
+        set("traceparent", &buf);
+        if let Some(ts) = self.trace_state {
+            set("tracestate", ts.as_bytes());
+        }
     }
 
     /// The `traceparent` header value for this context.

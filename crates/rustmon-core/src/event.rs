@@ -151,6 +151,11 @@ pub struct EventRecord {
     /// The head-sampling decision of the trace. Unsampled events still feed metrics, and reach
     /// listeners only when they failed or were slow.
     pub sampled: bool,
+    /// Kept whatever the sampling decision: marked worth seeing with [`Event::keep`] or
+    /// [`Monitor::annotate`](crate::Monitor::annotate).
+    pub keep: bool,
+    /// The trace's W3C `tracestate`, inherited from the parent.
+    pub trace_state: Option<&'static str>,
     /// The kind of operation.
     pub kind: Kind,
     /// How it ended.
@@ -193,6 +198,7 @@ impl EventRecord {
             span_id: self.span_id,
             sampled: self.sampled,
             remote: false,
+            trace_state: self.trace_state,
         }
     }
 }
@@ -291,11 +297,17 @@ impl Event {
         name: Cow<'static, str>,
         parent: Option<SpanContext>,
     ) -> Event {
-        let (trace_id, parent_span_id, parent_remote, sampled) = match parent {
-            Some(p) => (p.trace_id, Some(p.span_id), p.remote, p.sampled),
+        let (trace_id, parent_span_id, parent_remote, sampled, trace_state) = match parent {
+            Some(p) => (
+                p.trace_id,
+                Some(p.span_id),
+                p.remote,
+                p.sampled,
+                p.trace_state,
+            ),
             None => {
                 let trace_id = TraceId::random();
-                (trace_id, None, false, monitor.sample(trace_id))
+                (trace_id, None, false, monitor.sample(trace_id), None)
             }
         };
         let mut record = crate::pool::take();
@@ -304,6 +316,8 @@ impl Event {
         record.parent_span_id = parent_span_id;
         record.parent_remote = parent_remote;
         record.sampled = sampled;
+        record.keep = false;
+        record.trace_state = trace_state;
         record.kind = kind;
         record.status = Status::Unset;
         record.name = name;
@@ -489,6 +503,15 @@ impl Event {
     /// Read access to what has been recorded so far.
     pub fn record(&self) -> Option<&EventRecord> {
         self.live.as_ref().map(|l| &*l.record)
+    }
+
+    /// Keeps this event even if its trace was sampled out, like an error or a slow event: for
+    /// what is worth seeing whatever the sampling rate (a slow statement, a detected N+1).
+    pub fn keep(&mut self) -> &mut Self {
+        if let Some(l) = &mut self.live {
+            l.record.keep = true;
+        }
+        self
     }
 
     /// Ends the event now and hands it to the pipeline. Never blocks: if the queue is full the

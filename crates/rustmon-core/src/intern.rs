@@ -50,6 +50,14 @@ impl Interner {
         self.lookup(first, Some(second))
     }
 
+    /// `s` if it is already kept; never inserts.
+    pub fn known(&self, s: &str) -> Option<&'static str> {
+        self.map
+            .load()
+            .get(&hash(s, None))
+            .and_then(|v| v.iter().find(|n| **n == s).copied())
+    }
+
     fn lookup(&self, first: &str, second: Option<&str>) -> Cow<'static, str> {
         if first.len() + second.map_or(0, |s| s.len() + 1) > self.max_len {
             return Cow::Owned(join(first, second));

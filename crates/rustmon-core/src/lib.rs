@@ -26,6 +26,7 @@
 //! monitor.shutdown(Duration::from_secs(5));
 //! ```
 
+mod annotate;
 mod attr;
 mod clock;
 pub mod config;

@@ -12,11 +12,12 @@ use std::time::Duration;
 use crossbeam_queue::ArrayQueue;
 use serde::{Deserialize, Serialize};
 
-use crate::attr::KeyValue;
+use crate::annotate::Annotations;
+use crate::attr::{Key, KeyValue, Value};
 use crate::config::{ConfigError, ConfigHandle, ConfigRegistry, FieldError, PluginConfig};
 use crate::context::SpanContext;
 use crate::event::{Event, EventRecord, Kind, Sink};
-use crate::ids::TraceId;
+use crate::ids::{SpanId, TraceId};
 use crate::listener::Listener;
 use crate::metrics::Metric;
 use crate::pipeline::{self, Command};
@@ -193,6 +194,7 @@ pub(crate) struct Queues {
     accepting: AtomicBool,
     pub(crate) counters: Counters,
     pub(crate) metrics: Mutex<Vec<Metric>>,
+    pub(crate) annotations: Annotations,
 }
 
 const MAX_PENDING_METRICS: usize = 100_000;
@@ -217,6 +219,7 @@ impl Queues {
             accepting: AtomicBool::new(true),
             counters: Counters::default(),
             metrics: Mutex::new(Vec::new()),
+            annotations: Annotations::default(),
         }
     }
 
@@ -545,6 +548,34 @@ impl Monitor {
     #[inline]
     pub(crate) fn enqueue(&self, record: Box<EventRecord>) {
         self.shared.queues.push(record);
+    }
+
+    /// Adds an attribute to a running event of this monitor known only by its id, typically
+    /// the parent of the current event: the attribute is applied when that event finishes, and
+    /// the event is then kept whatever the sampling decision. A later value for the same key
+    /// replaces the earlier one.
+    ///
+    /// Up to 4096 events can have annotations waiting; returns `false` (and drops the
+    /// annotation) beyond that. Do not annotate a remote parent: it never finishes here.
+    ///
+    /// # Examples
+    /// ```
+    /// # use rustmon_core::{Event, Kind, Monitor};
+    /// let monitor = Monitor::builder("svc").build().unwrap();
+    /// let request = monitor.start_event(Kind::Server, "GET /orders");
+    /// let parent = request.context().unwrap();
+    /// {
+    ///     let _q = request.new_child(Kind::Database, "SELECT ?");
+    ///     monitor.annotate(parent.span_id, "db.n_plus_one.count", 12_i64);
+    /// }
+    /// request.finish(); // recorded with db.n_plus_one.count = 12
+    /// # monitor.shutdown(std::time::Duration::from_secs(1));
+    /// ```
+    pub fn annotate(&self, span: SpanId, key: impl Into<Key>, value: impl Into<Value>) -> bool {
+        self.shared
+            .queues
+            .annotations
+            .add(span, KeyValue::new(key, value))
     }
 
     /// Whether monitoring is on.

@@ -201,9 +201,13 @@ impl Pipeline {
                     .counters
                     .recorded
                     .fetch_add(1, Ordering::Relaxed);
+                self.queues.annotations.apply(&mut record);
                 apply_limits(&mut record, &core);
                 self.red.record(&record, core.max_names);
-                if record.sampled || record.status == Status::Error || record.duration_nanos >= slow
+                if record.sampled
+                    || record.keep
+                    || record.status == Status::Error
+                    || record.duration_nanos >= slow
                 {
                     if self.batch.is_empty() {
                         self.batch_started = Some(Instant::now());

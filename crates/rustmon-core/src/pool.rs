@@ -74,6 +74,8 @@ fn blank() -> Box<EventRecord> {
         parent_span_id: None,
         parent_remote: false,
         sampled: false,
+        keep: false,
+        trace_state: None,
         kind: Kind::Custom,
         status: Status::Unset,
         name: Cow::Borrowed(""),

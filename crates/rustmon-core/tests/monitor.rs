@@ -132,6 +132,87 @@ fn traceparent_continues_a_remote_trace() {
 }
 
 #[test]
+fn tracestate_travels_with_the_trace() {
+    let capture = Capture::new();
+    let m = monitor_with(&capture);
+    let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let parent = SpanContext::from_headers(tp, Some("rojo=00f067aa0ba902b7 , congo=t61rcWkgMzE"));
+    let server = m.start_event_with_parent(Kind::Server, "GET /", parent);
+    let client = server.new_child(Kind::Client, "GET upstream");
+    let outgoing = client.context().unwrap();
+    assert_eq!(
+        outgoing.trace_state,
+        Some("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE")
+    );
+    client.finish();
+    server.finish();
+    assert!(m.flush(FLUSH));
+    let e = capture.expect("GET upstream").one();
+    assert_eq!(
+        e.trace_state,
+        Some("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE")
+    );
+    // An invalid or empty tracestate carries nothing; a root carries nothing.
+    let bad = SpanContext::from_headers(tp, Some("a=1,a=2")).unwrap();
+    assert_eq!(bad.trace_state, None);
+    assert_eq!(
+        SpanContext::from_headers(tp, Some(" "))
+            .unwrap()
+            .trace_state,
+        None
+    );
+    let root = m.start_event(Kind::Server, "root");
+    assert_eq!(root.context().unwrap().trace_state, None);
+    root.discard();
+}
+
+#[test]
+fn kept_and_annotated_events_survive_sampling() {
+    let capture = Capture::new();
+    let m = Monitor::builder("svc")
+        .core_config(CoreConfig {
+            sample_rate: 0.0,
+            ..CoreConfig::default()
+        })
+        .listener(capture.listener())
+        .build()
+        .unwrap();
+    let request = m.start_event(Kind::Server, "GET /orders");
+    let parent = request.context().unwrap();
+    for i in 1..=6_i64 {
+        let mut q = request.new_child(Kind::Database, "SELECT ?");
+        if i == 6 {
+            q.keep();
+        }
+        assert!(m.annotate(parent.span_id, "db.n_plus_one.count", i));
+        q.finish();
+    }
+    assert!(m.annotate(parent.span_id, "db.n_plus_one.statement", "SELECT ?"));
+    request.finish();
+    m.start_event(Kind::Server, "GET /other").finish();
+    assert!(m.shutdown(FLUSH));
+    let e = capture.expect("GET /orders").one();
+    assert_eq!(
+        e.attribute("db.n_plus_one.count").and_then(|v| v.as_i64()),
+        Some(6)
+    );
+    assert_eq!(
+        e.attribute("db.n_plus_one.statement")
+            .and_then(|v| v.as_str()),
+        Some("SELECT ?")
+    );
+    assert_eq!(
+        e.attributes
+            .iter()
+            .filter(|kv| kv.key == "db.n_plus_one.count")
+            .count(),
+        1
+    );
+    capture.expect("SELECT ?").count(1);
+    capture.expect("GET /other").none();
+}
+
+#[test]
 fn dropping_finishes_and_discard_does_not() {
     let capture = Capture::new();
     let m = monitor_with(&capture);

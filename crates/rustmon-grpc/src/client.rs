@@ -122,8 +122,6 @@ impl<S: fmt::Debug> fmt::Debug for GrpcClient<S> {
     }
 }
 
-static TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
-
 impl<S, ResBody> Service<Request<tonic::body::Body>> for GrpcClient<S>
 where
     S: Service<Request<tonic::body::Body>, Response = Response<ResBody>>,
@@ -148,11 +146,12 @@ where
             };
         };
         if let (true, Some(ctx)) = (propagate, state.ctx) {
-            let mut buf = [0u8; 55];
-            ctx.write_traceparent(&mut buf);
-            if let Ok(v) = HeaderValue::from_bytes(&buf) {
-                req.headers_mut().insert(TRACEPARENT.clone(), v);
-            }
+            ctx.propagation_headers(|name, value| {
+                if let Ok(v) = HeaderValue::from_bytes(value) {
+                    req.headers_mut()
+                        .insert(http::HeaderName::from_static(name), v);
+                }
+            });
         }
         let req = match &state.request_messages {
             Some(count) => {

@@ -155,7 +155,13 @@ impl<S> GrpcServer<S> {
             .headers()
             .get("traceparent")
             .and_then(|v| v.to_str().ok())
-            .and_then(SpanContext::from_traceparent)
+            .and_then(|tp| {
+                let ts = req
+                    .headers()
+                    .get("tracestate")
+                    .and_then(|v| v.to_str().ok());
+                SpanContext::from_headers(tp, ts)
+            })
             .or_else(context::current);
         let mut event = monitor
             .start_event_with_parent(Kind::Server, self.shared.names.get(path), parent)

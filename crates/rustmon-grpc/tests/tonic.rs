@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use common::{EchoReply, EchoRequest, serve};
 use http::uri::PathAndQuery;
 use rustmon_core::context::FutureExt;
-use rustmon_core::{Kind, Monitor, Status};
+use rustmon_core::{Kind, Monitor, SpanContext, Status};
 use rustmon_grpc::GrpcClientLayer;
 use rustmon_test::Capture;
 use tower_layer::Layer;
@@ -61,7 +61,12 @@ async fn unary_and_streaming_calls_continue_the_trace() {
     let addr = serve(monitor.clone()).await;
     let mut client = client(addr, &monitor);
 
-    let parent = monitor.start_event(Kind::Server, "GET /checkout");
+    // The caller's trace carries a tracestate, which travels on in the call's metadata.
+    let caller = SpanContext::from_headers(
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        Some("congo=t61rcWkgMzE"),
+    );
+    let parent = monitor.start_event_with_parent(Kind::Server, "GET /checkout", caller);
     let ctx = parent.context();
     let reply = unary(&mut client, "hello").with_context(ctx).await.unwrap();
     assert_eq!(reply, "hello");
@@ -114,6 +119,7 @@ async fn unary_and_streaming_calls_continue_the_trace() {
             .attr("rustmon.rpc.response.messages", 1_i64)
             .one();
         assert!(served.parent_remote);
+        assert_eq!(served.trace_state, Some("congo=t61rcWkgMzE"));
         capture.expect("handler").child_of(&served).one();
 
         let streamed = capture

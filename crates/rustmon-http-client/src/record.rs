@@ -180,15 +180,18 @@ pub(crate) enum Url<'a> {
     Uri(&'a http::Uri),
 }
 
-static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
-
-/// Sets `traceparent` to `ctx` (replacing any), leaving `tracestate` as it is.
+/// Sets `traceparent` to `ctx` (replacing any), and `tracestate` to the trace's unless the
+/// caller set one.
 fn inject(ctx: &SpanContext, headers: &mut HeaderMap) {
-    let mut buf = [0u8; 55];
-    ctx.write_traceparent(&mut buf);
-    if let Ok(v) = HeaderValue::from_bytes(&buf) {
-        headers.insert(TRACEPARENT.clone(), v);
-    }
+    ctx.propagation_headers(|name, value| {
+        let name = HeaderName::from_static(name);
+        if name == "tracestate" && headers.contains_key(&name) {
+            return;
+        }
+        if let Ok(v) = HeaderValue::from_bytes(value) {
+            headers.insert(name, v);
+        }
+    });
 }
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {

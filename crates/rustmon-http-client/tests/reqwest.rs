@@ -9,7 +9,7 @@ use common::{OK_BODY, check_timings, closed_port, monitor, server};
 use http::Extensions;
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Middleware, Next};
 use rustmon_core::context::FutureExt;
-use rustmon_core::{Kind, Monitor, Status};
+use rustmon_core::{Kind, Monitor, SpanContext, Status};
 use rustmon_http_client::{ReqwestMiddleware, UrlTemplate, instrument_reqwest};
 
 fn client(monitor: &Monitor) -> ClientWithMiddleware {
@@ -31,7 +31,12 @@ async fn success_continues_the_trace_with_timings() {
     let (monitor, capture) = monitor();
     let addr = server(monitor.clone()).await;
     let client = client(&monitor);
-    let parent = monitor.start_event(Kind::Server, "GET /checkout");
+    // The caller's trace carries a tracestate, which travels on with the trace.
+    let caller = SpanContext::from_headers(
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        Some("congo=t61rcWkgMzE"),
+    );
+    let parent = monitor.start_event_with_parent(Kind::Server, "GET /checkout", caller);
     let ctx = parent.context();
     let port = addr.port();
     let body = async {
@@ -75,6 +80,7 @@ async fn success_continues_the_trace_with_timings() {
             .child_of(&client_event)
             .one();
         assert!(server_event.parent_remote);
+        assert_eq!(server_event.trace_state, Some("congo=t61rcWkgMzE"));
         assert_eq!(client_event.plugin, "http_client");
     });
 }

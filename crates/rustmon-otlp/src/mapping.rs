@@ -214,7 +214,7 @@ pub fn span(record: &EventRecord) -> Span {
     Span {
         trace_id: record.trace_id.to_bytes().to_vec(),
         span_id: record.span_id.to_bytes().to_vec(),
-        trace_state: String::new(),
+        trace_state: record.trace_state.unwrap_or_default().to_owned(),
         parent_span_id: record
             .parent_span_id
             .map(|p| p.to_bytes().to_vec())
@@ -465,6 +465,8 @@ mod tests {
             parent_span_id: None,
             parent_remote: false,
             sampled: true,
+            keep: false,
+            trace_state: None,
             kind,
             status: Status::Unset,
             name: Cow::Borrowed("op"),

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 /// | `record_params` | false | bound parameters as `db.query.parameter.<n>` (where the driver shows them) |
 /// | `record_raw_statement` | false | `db.query.text` holds the statement as sent, literals included |
 /// | `max_rows` | 0 | rows rendered into `db.response.summary` (where the driver can); 0: none |
-/// | `slow_threshold_ms` | 500 | statements at least this slow get `db.slow = true` |
-/// | `n_plus_one_threshold` | 5 | the same fingerprint this often under one parent is flagged; 0: off |
+/// | `slow_threshold_ms` | 500 | statements at least this slow get `db.slow = true` and are kept when their trace is sampled out |
+/// | `n_plus_one_threshold` | 5 | the same fingerprint this often under one parent is flagged, and the parent gets `db.n_plus_one.statement` and `.count` (and is kept); 0: off |
 ///
 /// # Examples
 /// ```
@@ -37,7 +37,7 @@ pub struct DbConfig {
     pub record_raw_statement: bool,
     /// Rows rendered into `db.response.summary`, where the driver can; 0: none.
     pub max_rows: usize,
-    /// Statements at least this slow (ms) are marked `db.slow = true`.
+    /// Statements at least this slow (ms) are marked `db.slow = true` and kept under sampling.
     pub slow_threshold_ms: u64,
     /// The same fingerprint executed this many times under one parent is flagged as N+1; 0: off.
     pub n_plus_one_threshold: u32,

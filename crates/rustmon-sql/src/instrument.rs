@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use rustmon_core::config::ConfigHandle;
-use rustmon_core::{Event, Kind, Monitor, SpanContext, Status};
+use rustmon_core::{Event, Kind, Monitor, SpanContext, SpanId, Status};
 
 use crate::intern::intern;
 use crate::{DbConfig, Dialect, FingerprintCache, NPlusOne};
@@ -264,6 +264,14 @@ impl SqlInstrument {
         Some(self.inner.config.get_or_init(|| m.config::<DbConfig>()))
     }
 
+    /// Marks the parent that issued the same statement `n` times (kept whatever the sampling).
+    fn mark_parent(&self, parent: SpanId, statement: Cow<'static, str>, n: u32) {
+        if let Some(m) = self.monitor() {
+            m.annotate(parent, "db.n_plus_one.statement", statement);
+            m.annotate(parent, "db.n_plus_one.count", i64::from(n));
+        }
+    }
+
     fn begin(&self, name: Cow<'static, str>, parent: Option<SpanContext>) -> Event {
         let event = match &self.inner.target {
             Target::Global => Event::start_with_parent(Kind::Database, name, parent),
@@ -283,7 +291,8 @@ impl SqlInstrument {
     /// `db.namespace`, `db.operation.name`, `db.collection.name`, `db.query.text`,
     /// `server.address` and `server.port` where known; with a parent, it is counted for N+1
     /// detection and flagged `db.n_plus_one = true` with `db.n_plus_one.count` from the
-    /// threshold on. When monitoring is off this costs one atomic load and returns an inert event.
+    /// threshold on, and the (local) parent is annotated with `db.n_plus_one.statement` and
+    /// `db.n_plus_one.count` (see [`Monitor::annotate`]). When monitoring is off this costs one atomic load and returns an inert event.
     pub fn start_with_parent(
         &self,
         conn: &ConnectionInfo,
@@ -323,6 +332,9 @@ impl SqlInstrument {
                 if n >= cfg.n_plus_one_threshold {
                     event.set("db.n_plus_one", true);
                     event.set("db.n_plus_one.count", i64::from(n));
+                    if !p.remote {
+                        self.mark_parent(p.span_id, fp.name(), n);
+                    }
                 }
             }
         }
@@ -484,7 +496,7 @@ impl QueryEvent {
 impl Drop for QueryEvent {
     fn drop(&mut self) {
         if self.event.is_recording() && self.event.lapsed().as_nanos() as u64 >= self.slow_ns {
-            self.event.set("db.slow", true);
+            self.event.set("db.slow", true).keep();
         }
     }
 }

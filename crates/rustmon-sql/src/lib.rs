@@ -24,12 +24,14 @@ mod instrument;
 mod intern;
 mod lexer;
 mod nplusone;
+mod summary;
 
 pub use cache::FingerprintCache;
 pub use config::DbConfig;
 pub use fingerprint::{Fingerprint, fingerprint};
 pub use instrument::{ConnectionInfo, QueryEvent, SqlInstrument, system};
 pub use nplusone::NPlusOne;
+pub use summary::Summary;
 
 /// The SQL dialect a statement is read in: it decides what quotes mean and which comments and
 /// placeholders exist.

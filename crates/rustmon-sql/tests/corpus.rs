@@ -320,5 +320,8 @@ fn only_integers_start_identifiers() {
     // `1st_column` is a MySQL identifier; `0.` and `1e5` are numbers even when a word follows.
     assert_eq!(fingerprint("0.$0", Dialect::Postgres), "? ?");
     assert_eq!(fingerprint("SELECT 1.5x", Dialect::Sqlite), "SELECT ? x");
-    assert_eq!(fingerprint("SELECT 1st_column", Dialect::MySql), "SELECT 1st_column");
+    assert_eq!(
+        fingerprint("SELECT 1st_column", Dialect::MySql),
+        "SELECT 1st_column"
+    );
 }

@@ -84,7 +84,19 @@ fn n_plus_one_is_flagged_from_the_threshold_on() {
     parent.finish();
     other.finish();
     monitor.flush(Duration::from_secs(5));
-    let parent = capture.expect("GET /users").one();
+    // The parent names the repeated statement and how often it ran.
+    let parent = capture
+        .expect("GET /users")
+        .attr(
+            "db.n_plus_one.statement",
+            "SELECT * FROM posts WHERE user_id = ?",
+        )
+        .attr("db.n_plus_one.count", 7_i64)
+        .one();
+    capture
+        .expect("GET /other")
+        .no_attr("db.n_plus_one.count")
+        .one();
     let flagged = capture
         .expect("SELECT * FROM posts WHERE user_id = ?")
         .child_of(&parent)
@@ -186,4 +198,45 @@ fn urls_are_read_without_credentials() {
     assert_eq!(i.server_address(), None);
     let i = ConnectionInfo::from_url("nonsense");
     assert_eq!(i.system(), "other_sql");
+}
+
+#[test]
+fn slow_statements_and_n_plus_one_parents_survive_sampling() {
+    let capture = Capture::new();
+    let monitor = Monitor::builder("svc")
+        .core_config(rustmon_core::CoreConfig {
+            sample_rate: 0.0,
+            ..Default::default()
+        })
+        .listener(capture.listener())
+        .build()
+        .unwrap();
+    monitor
+        .update_config("db", &serde_json::json!({ "slow_threshold_ms": 1 }))
+        .unwrap();
+    let sql = SqlInstrument::new("test-sql", Some(monitor.clone()));
+    let conn = ConnectionInfo::from_url("sqlite://app.db");
+    let request = monitor.start_event(Kind::Server, "GET /feed");
+    for i in 0..5 {
+        sql.start_with_parent(
+            &conn,
+            &format!("SELECT * FROM t WHERE id = {i}"),
+            request.context(),
+        )
+        .finish();
+    }
+    let slow = sql.start_with_parent(&conn, "SELECT pg_sleep(1)", request.context());
+    std::thread::sleep(Duration::from_millis(5));
+    slow.finish();
+    request.finish();
+    monitor.flush(Duration::from_secs(5));
+    capture.expect("SELECT * FROM t WHERE id = ?").none();
+    capture
+        .expect("SELECT pg_sleep(?)")
+        .attr("db.slow", true)
+        .one();
+    capture
+        .expect("GET /feed")
+        .attr("db.n_plus_one.count", 5_i64)
+        .one();
 }

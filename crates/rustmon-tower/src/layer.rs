@@ -163,6 +163,7 @@ fn version_str(v: Version) -> &'static str {
 }
 
 static TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+static TRACESTATE: http::HeaderName = http::HeaderName::from_static("tracestate");
 
 impl<S, R, ReqBody, ResBody> Service<Request<ReqBody>> for MonitorService<S, R>
 where
@@ -230,6 +231,7 @@ impl<S, R: MatchRoute> MonitorService<S, R> {
                 .get(http::header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok()?.parse().ok()),
             traceparent: headers.get(&TRACEPARENT).map(|v| v.as_bytes()),
+            tracestate: headers.get(&TRACESTATE).map(|v| v.as_bytes()),
             client_addr: self.route.client_addr(&parts),
         };
         self.recorder.start(&head, headers)

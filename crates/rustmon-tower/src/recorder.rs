@@ -40,6 +40,8 @@ pub struct RequestHead<'a> {
     pub content_length: Option<u64>,
     /// The `traceparent` header.
     pub traceparent: Option<&'a [u8]>,
+    /// The `tracestate` header.
+    pub tracestate: Option<&'a [u8]>,
     /// The peer's address.
     pub client_addr: Option<SocketAddr>,
 }
@@ -279,7 +281,10 @@ impl ServerRecorder {
         let parent = head
             .traceparent
             .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(SpanContext::from_traceparent)
+            .and_then(|tp| {
+                let ts = head.tracestate.and_then(|v| std::str::from_utf8(v).ok());
+                SpanContext::from_headers(tp, ts)
+            })
             .or_else(context::current);
         let route_attr: Option<Cow<'static, str>> = head.route.map(|r| match &name {
             // The interned name ends with the route: reuse it without allocating.
