@@ -5,6 +5,8 @@
 //! - [`MonitoredProducer`] wraps a `FutureProducer`: one [`Kind::Messaging`] event per message,
 //!   `send {topic}`, from `send` to the delivery report, with partition, offset and delivery
 //!   errors; `traceparent` (and `tracestate`) go into the message headers.
+//! - [`MonitoredBaseProducer`] does the same for a `BaseProducer` or `ThreadedProducer` created
+//!   with a [`MonitoredContext`], whose delivery callback ends the events.
 //! - [`MonitoredConsumer`] wraps a `StreamConsumer` or `BaseConsumer`: one event per message
 //!   processed, `process {topic}`, continuing the producer's trace from the headers and current
 //!   while the processing code runs ([`MonitoredConsumer::process`],
@@ -46,12 +48,14 @@
 //! # Ok(()) }
 //! ```
 
+mod base_producer;
 mod config;
 mod consumer;
 mod producer;
 mod shared;
 mod stats;
 
+pub use base_producer::{MonitoredBaseProducer, MonitoredContext, Tracked, TrackingProducer};
 pub use config::KafkaConfig;
 pub use consumer::{KafkaConsumer, MonitoredConsumer, Outcome, Process};
 pub use producer::{MonitoredDeliveryFuture, MonitoredProducer};

@@ -169,41 +169,63 @@ impl<C: ClientContext + 'static, R: AsyncRuntime> MonitoredProducer<C, R> {
         }
     }
 
-    /// Starts the event for `record` and writes its trace context into the record's headers;
-    /// `None` when not monitoring or the topic is ignored.
     fn start<K, P>(&self, record: &mut FutureRecord<'_, K, P>) -> Option<Event>
     where
         K: ToBytes + ?Sized,
         P: ToBytes + ?Sized,
     {
-        let (monitor, config) = self.shared.active()?;
-        let config = config.get();
-        if !config.ignored_topics.is_empty() && config.is_ignored(record.topic) {
-            return None;
-        }
-        let mut event = monitor
-            .start_event(Kind::Messaging, event_name("send", record.topic))
-            .with_plugin(KafkaConfig::NAME);
-        if !event.is_recording() {
-            return None;
-        }
-        common_attributes(&mut event, "send", record.topic, self.client_id.as_ref());
-        if let Some(p) = record.partition {
-            event.set("messaging.destination.partition.id", partition_id(p));
-        }
-        message_attributes(
-            &mut event,
-            &config,
-            record.key.map(|k| k.to_bytes()),
-            record.payload.map(|p| p.to_bytes().len()),
-        );
-        if config.propagate_context {
-            if let Some(ctx) = event.context() {
-                record.headers = Some(inject(record.headers.take(), &ctx));
-            }
-        }
-        Some(event)
+        start_send(
+            &self.shared,
+            self.client_id.as_ref(),
+            SendRecord {
+                topic: record.topic,
+                partition: record.partition,
+                key: record.key.map(|k| k.to_bytes()),
+                payload_len: record.payload.map(|p| p.to_bytes().len()),
+            },
+            &mut record.headers,
+        )
     }
+}
+
+/// What a send event needs to know of a record.
+pub(crate) struct SendRecord<'a> {
+    pub(crate) topic: &'a str,
+    pub(crate) partition: Option<i32>,
+    pub(crate) key: Option<&'a [u8]>,
+    pub(crate) payload_len: Option<usize>,
+}
+
+/// Starts the send event of a record and writes its trace context into the record's headers;
+/// `None` when not monitoring or the topic is ignored.
+pub(crate) fn start_send(
+    shared: &Shared,
+    client_id: Option<&Cow<'static, str>>,
+    record: SendRecord<'_>,
+    headers: &mut Option<OwnedHeaders>,
+) -> Option<Event> {
+    let (monitor, config) = shared.active()?;
+    let config = config.get();
+    if !config.ignored_topics.is_empty() && config.is_ignored(record.topic) {
+        return None;
+    }
+    let mut event = monitor
+        .start_event(Kind::Messaging, event_name("send", record.topic))
+        .with_plugin(KafkaConfig::NAME);
+    if !event.is_recording() {
+        return None;
+    }
+    common_attributes(&mut event, "send", record.topic, client_id);
+    if let Some(p) = record.partition {
+        event.set("messaging.destination.partition.id", partition_id(p));
+    }
+    message_attributes(&mut event, &config, record.key, record.payload_len);
+    if config.propagate_context {
+        if let Some(ctx) = event.context() {
+            *headers = Some(inject(headers.take(), &ctx));
+        }
+    }
+    Some(event)
 }
 
 /// `headers` with the W3C trace context of `ctx` (earlier `traceparent`/`tracestate` headers
@@ -242,14 +264,20 @@ fn inject(headers: Option<OwnedHeaders>, ctx: &rustmon_core::SpanContext) -> Own
 }
 
 /// Ends a send event with its delivery report.
-fn finish(mut event: Event, result: Result<&Delivery, &KafkaError>) {
+fn finish(event: Event, result: Result<&Delivery, &KafkaError>) {
+    finish_send(event, result.map(|d| (d.partition, d.offset)));
+}
+
+/// Ends a send event with its delivery report: the partition and offset the message was
+/// stored at, or why it was not.
+pub(crate) fn finish_send(mut event: Event, result: Result<(i32, i64), &KafkaError>) {
     match result {
-        Ok(d) => {
+        Ok((partition, offset)) => {
             event.set(
                 "messaging.destination.partition.id",
-                partition_id(d.partition),
+                partition_id(partition),
             );
-            event.set("messaging.kafka.offset", d.offset);
+            event.set("messaging.kafka.offset", offset);
             event.set_status(Status::Ok);
         }
         Err(e) => record_kafka_error(&mut event, e),

@@ -2,21 +2,26 @@
 //! events and their headers, failed deliveries, consumers continuing the producer's trace,
 //! children of the process event, statistics as metrics, and live configuration.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{DefaultProducerContext, FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{
+    BaseProducer, BaseRecord, DefaultProducerContext, DeliveryResult, FutureProducer, FutureRecord,
+    Producer, ProducerContext, ThreadedProducer,
+};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
 use rustmon_core::context::FutureExt;
 use rustmon_core::metrics::Metric;
 use rustmon_core::{EventRecord, Kind, Monitor, SpanContext, Status, TraceId, now_unix_nanos};
-use rustmon_kafka::{MonitoredConsumer, MonitoredProducer, StatsContext};
+use rustmon_kafka::{
+    MonitoredBaseProducer, MonitoredConsumer, MonitoredContext, MonitoredProducer, StatsContext,
+};
 use rustmon_test::{Capture, WAIT};
 
 type Mock = MockCluster<'static, DefaultProducerContext>;
@@ -719,4 +724,117 @@ fn dropped_sends_and_processing_are_recorded_as_cancelled() {
         .child_of(&send)
         .attr("rustmon.cancelled", true)
         .one();
+}
+
+/// A producer context with its own delivery opaque, to check that it still gets its reports.
+#[derive(Clone, Default)]
+struct Acks(Arc<Mutex<Vec<(usize, bool)>>>);
+
+impl ClientContext for Acks {}
+
+impl ProducerContext for Acks {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, id: usize) {
+        self.0.lock().unwrap().push((id, result.is_ok()));
+    }
+}
+
+#[test]
+fn threaded_and_base_producers_end_send_events_in_the_delivery_callback() {
+    let (monitor, capture) = monitor();
+    let mock = cluster(&[("events", 1)]);
+    let rt = runtime();
+    let _rt = rt.enter();
+
+    let acks = Acks::default();
+    let threaded: ThreadedProducer<MonitoredContext<Acks>> = client_config(&mock)
+        .set("client.id", "threaded")
+        .create_with_context(MonitoredContext::wrap(acks.clone()))
+        .unwrap();
+    let threaded = MonitoredBaseProducer::new(threaded).monitor(monitor.clone());
+    let parent = monitor.start_event(Kind::Server, "POST /events");
+    {
+        let _current = parent.enter();
+        threaded
+            .send(
+                BaseRecord::with_opaque_to("events", 7)
+                    .key("k")
+                    .payload("one"),
+            )
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    threaded.flush(WAIT).unwrap();
+    parent.finish();
+    // The wrapped context got its own opaque.
+    assert_eq!(*acks.0.lock().unwrap(), vec![(7, true)]);
+
+    // A BaseProducer (delivery reports served by `poll`/`flush`), with a statistics context
+    // inside: a delivery, a produce request the broker rejects, and an unknown partition.
+    let base: BaseProducer<MonitoredContext<StatsContext<DefaultProducerContext>>> =
+        client_config(&mock)
+            .create_with_context(MonitoredContext::wrap(
+                StatsContext::wrap(DefaultProducerContext).monitor(monitor.clone()),
+            ))
+            .unwrap();
+    let base = MonitoredBaseProducer::new(base).monitor(monitor.clone());
+    base.send(BaseRecord::<str, str>::to("events").payload("two"))
+        .map_err(|(e, _)| e)
+        .unwrap();
+    base.flush(WAIT).unwrap();
+    mock.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE],
+    );
+    base.send(BaseRecord::<str, str>::to("events").payload("three"))
+        .map_err(|(e, _)| e)
+        .unwrap();
+    // Rejected when enqueued (the record comes back) or in the delivery report.
+    if let Err((e, record)) = base.send(
+        BaseRecord::<str, str>::to("events")
+            .partition(9)
+            .payload("four"),
+    ) {
+        assert!(matches!(e, KafkaError::MessageProduction(_)), "{e:?}");
+        assert_eq!(record.payload, Some("four"));
+    }
+    let _ = base.flush(WAIT);
+    monitor.flush(WAIT);
+
+    let parent = capture.expect("POST /events").one();
+    let sent = capture
+        .expect("send events")
+        .child_of(&parent)
+        .status(Status::Ok)
+        .attr("messaging.client.id", "threaded")
+        .attr("messaging.destination.partition.id", "0")
+        .attr("messaging.kafka.offset", 0_i64)
+        .attr("messaging.message.body.size", 3_i64)
+        .one();
+    capture
+        .expect("send events")
+        .root()
+        .status(Status::Ok)
+        .attr("messaging.kafka.offset", 1_i64)
+        .one();
+    capture
+        .expect("send events")
+        .status(Status::Error)
+        .attr("error.type", "MessageSizeTooLarge")
+        .one();
+    capture
+        .expect("send events")
+        .status(Status::Error)
+        .attr("error.type", "UnknownPartition")
+        .one();
+
+    let consumer: StreamConsumer = consumer(&mock, "check", "events", 0);
+    rt.block_on(async {
+        let msg = recv(&consumer).await;
+        assert_eq!(
+            header(&msg, "traceparent"),
+            Some(sent.context().traceparent().as_str())
+        );
+    });
 }
