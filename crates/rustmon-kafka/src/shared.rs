@@ -57,6 +57,12 @@ pub(crate) fn event_name(operation: &'static str, topic: &str) -> Cow<'static, s
         .get_joined(operation, topic)
 }
 
+/// A topic name for `messaging.destination.name`, shared for up to 1024 topics.
+pub(crate) fn topic_name(topic: &str) -> Cow<'static, str> {
+    static TOPICS: OnceLock<Interner> = OnceLock::new();
+    TOPICS.get_or_init(|| Interner::new(1024, 256)).get(topic)
+}
+
 /// A partition number as `messaging.destination.partition.id` wants it (a string), without
 /// allocating for the first partitions.
 pub(crate) fn partition_id(partition: i32) -> Cow<'static, str> {
@@ -80,7 +86,7 @@ pub(crate) fn common_attributes(
     event.set("messaging.system", "kafka");
     event.set("messaging.operation.type", operation);
     event.set("messaging.operation.name", operation);
-    event.set("messaging.destination.name", topic.to_owned());
+    event.set("messaging.destination.name", topic_name(topic));
     if let Some(id) = client_id {
         event.set("messaging.client.id", id.clone());
     }
@@ -191,7 +197,16 @@ pub(crate) fn cached_high_watermark(
     if rk.is_null() {
         return None;
     }
-    let topic = CString::new(topic).ok()?;
+    // Kafka topic names are at most 249 bytes: a stack buffer spares an allocation per message.
+    let mut buf = [0u8; 256];
+    let owned;
+    let topic: &CStr = if topic.len() < buf.len() && !topic.as_bytes().contains(&0) {
+        buf[..topic.len()].copy_from_slice(topic.as_bytes());
+        CStr::from_bytes_until_nul(&buf).ok()?
+    } else {
+        owned = CString::new(topic).ok()?;
+        &owned
+    };
     let (mut low, mut high) = (-1_i64, -1_i64);
     // SAFETY: `rk` is a live client handle (the caller borrows the consumer that owns it),
     // `topic` is NUL-terminated, and `low`/`high` are valid for writes.
