@@ -28,7 +28,7 @@
 //! ```
 
 use std::cell::RefCell;
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::rc::Rc;
@@ -37,7 +37,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, Error, Params, Row, Statement, Transaction};
 use rustmon_core::{Monitor, SpanContext};
 pub use rustmon_sql::DbConfig;
-use rustmon_sql::{ConnectionInfo, Dialect, QueryEvent, SqlInstrument, system};
+use rustmon_sql::{ConnectionInfo, Dialect, QueryEvent, SqlInstrument, Summary, system};
 
 /// The plugin name events are tagged with.
 pub const PLUGIN: &str = "rusqlite";
@@ -71,37 +71,20 @@ fn record_error(ev: &mut QueryEvent, e: &Error) {
     }
 }
 
-/// Renders the first `max` rows of a result into `db.response.summary`.
-#[derive(Default)]
-struct Summary {
-    max: usize,
-    rows: usize,
-    text: String,
-}
-
-impl Summary {
-    fn add(&mut self, row: &Row<'_>) {
-        if self.rows >= self.max {
-            return;
-        }
-        self.rows += 1;
-        if !self.text.is_empty() {
-            self.text.push('\n');
-        }
-        let n = row.as_ref().column_count();
-        for i in 0..n {
-            if i > 0 {
-                self.text.push_str(", ");
-            }
-            let _ = match row.get_ref(i) {
-                Ok(ValueRef::Null) => write!(self.text, "NULL"),
-                Ok(ValueRef::Integer(v)) => write!(self.text, "{v}"),
-                Ok(ValueRef::Real(v)) => write!(self.text, "{v}"),
-                Ok(ValueRef::Text(t)) => write!(self.text, "{:?}", String::from_utf8_lossy(t)),
-                Ok(ValueRef::Blob(b)) => write!(self.text, "<{} bytes>", b.len()),
-                Err(_) => write!(self.text, "?"),
-            };
-        }
+/// Renders `row` into the result summary (`db.response.summary`), unless it is full.
+fn add_row(summary: &mut Summary, row: &Row<'_>) {
+    if !summary.begin_row() {
+        return;
+    }
+    for i in 0..row.as_ref().column_count() {
+        match row.get_ref(i) {
+            Ok(ValueRef::Null) => summary.null(),
+            Ok(ValueRef::Integer(v)) => summary.int(v),
+            Ok(ValueRef::Real(v)) => summary.float(v),
+            Ok(ValueRef::Text(t)) => summary.text(&String::from_utf8_lossy(t)),
+            Ok(ValueRef::Blob(b)) => summary.bytes(b.len()),
+            Err(_) => summary.unreadable("?"),
+        };
     }
 }
 
@@ -473,12 +456,9 @@ impl<'c, S: StatementLike<'c>> MonitoredStatement<'c, S> {
         let max = ev.max_rows();
         let r = self.stmt.statement_mut().query_row(params, |row| {
             if max > 0 {
-                let mut s = Summary {
-                    max,
-                    ..Summary::default()
-                };
-                s.add(row);
-                ev.set_summary(s.text);
+                let mut s = Summary::new(max);
+                add_row(&mut s, row);
+                ev.set_summary(s.finish());
             }
             f(row)
         });
@@ -508,16 +488,11 @@ impl<'c, S: StatementLike<'c>> MonitoredStatement<'c, S> {
     {
         let mut ev = self.start();
         let max = ev.max_rows();
-        let summary = (max > 0).then(|| {
-            Rc::new(RefCell::new(Summary {
-                max,
-                ..Summary::default()
-            }))
-        });
+        let summary = (max > 0).then(|| Rc::new(RefCell::new(Summary::new(max))));
         let s2 = summary.clone();
         let rows = self.stmt.statement_mut().query_map(params, move |row| {
             if let Some(s) = &s2 {
-                s.borrow_mut().add(row);
+                add_row(&mut s.borrow_mut(), row);
             }
             f(row)
         });
@@ -562,7 +537,7 @@ impl<I> Rows<I> {
         if let Some(mut ev) = self.ev.take() {
             ev.set_returned_rows(self.rows);
             if let Some(s) = self.summary.take() {
-                let text = std::mem::take(&mut s.borrow_mut().text);
+                let text = std::mem::take(&mut *s.borrow_mut()).finish();
                 ev.set_summary(text);
             }
         }
