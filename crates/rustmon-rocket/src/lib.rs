@@ -15,7 +15,7 @@
 //!   redaction, the first bytes of the response body; ignored routes produce no event. Not
 //!   `network.protocol.version`: rocket 0.5 does not tell a request's HTTP version;
 //! - **status** error for 5xx (and for 4xx with `client_errors_are_errors`);
-//! - **trace** a W3C `traceparent` is continued;
+//! - **trace** a W3C `traceparent` (with its `tracestate`) is continued;
 //! - **duration** from the request fairings to the last byte of the response body. Bodies are
 //!   read through as rocket sends them, never buffered.
 //!
@@ -201,8 +201,8 @@ impl Monitor {
                 .get_one("content-length")
                 .and_then(|v| v.trim().parse().ok()),
             traceparent: headers.get_one("traceparent").map(str::as_bytes),
+            tracestate: headers.get_one("tracestate").map(str::as_bytes),
             client_addr: req.remote(),
-            ..RequestHead::default()
         };
         self.recorder.start(&head, &RocketHeaders(headers))
     }

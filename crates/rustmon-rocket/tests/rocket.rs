@@ -452,6 +452,7 @@ async fn traceparent_continues_the_callers_trace() {
     h.send(
         h.req("GET", "/orders/1")
             .header("traceparent", tp)
+            .header("tracestate", "rojo=00f067aa0ba902b7, congo=t61rcWkgMzE")
             .body(Full::default())
             .unwrap(),
     )
@@ -472,6 +473,10 @@ async fn traceparent_continues_the_callers_trace() {
         assert_eq!(e.trace_id, caller.trace_id);
         assert_eq!(e.parent_span_id, Some(caller.span_id));
         assert!(e.parent_remote);
+        assert_eq!(
+            e.trace_state,
+            Some("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE")
+        );
         let fresh = h
             .capture
             .expect("GET /orders/{id}")
