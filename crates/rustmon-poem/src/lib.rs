@@ -156,8 +156,8 @@ impl<E: Endpoint> MonitorEndpoint<E> {
                 .get(header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok()?.parse().ok()),
             traceparent: headers.get("traceparent").map(|v| v.as_bytes()),
+            tracestate: headers.get("tracestate").map(|v| v.as_bytes()),
             client_addr: req.remote_addr().as_socket_addr().copied(),
-            ..RequestHead::default()
         };
         self.recorder.start(&head, &PoemHeaders(headers))
     }

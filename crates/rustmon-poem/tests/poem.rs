@@ -414,6 +414,7 @@ async fn traceparent_continues_the_callers_trace() {
     h.send(
         h.req("GET", "/orders/1")
             .header("traceparent", tp)
+            .header("tracestate", "vendor=abc")
             .body(Full::default())
             .unwrap(),
     )
@@ -423,6 +424,7 @@ async fn traceparent_continues_the_callers_trace() {
         assert_eq!(e.trace_id, caller.trace_id);
         assert_eq!(e.parent_span_id, Some(caller.span_id));
         assert!(e.parent_remote);
+        assert_eq!(e.trace_state, Some("vendor=abc"));
     });
 }
 

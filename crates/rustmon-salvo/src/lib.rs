@@ -124,11 +124,11 @@ impl Monitor {
                 .get(header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok()?.parse().ok()),
             traceparent: headers.get("traceparent").map(|v| v.as_bytes()),
+            tracestate: headers.get("tracestate").map(|v| v.as_bytes()),
             client_addr: remote
                 .as_ipv4()
                 .map(|a| SocketAddr::V4(*a))
                 .or_else(|| remote.as_ipv6().map(|a| SocketAddr::V6(*a))),
-            ..RequestHead::default()
         };
         self.recorder.start(&head, headers)
     }
