@@ -193,7 +193,7 @@ pin_project! {
     /// The future of [`MonitorEndpoint`]: the endpoint's response, with the request's event
     /// current while it is polled. A panic is recorded and resumed; dropped early (the client
     /// went away), the event is recorded as cancelled.
-    pub struct ResponseFuture<'a, F> {
+    struct ResponseFuture<'a, F> {
         #[pin]
         inner: F,
         record: Option<RequestRecord>,
