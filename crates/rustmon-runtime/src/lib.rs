@@ -6,6 +6,8 @@
 //!   section `runtime`, every field live).
 //! - [`TrackingAllocator`]: opt-in global allocator with exact per-thread counters and sampled
 //!   allocation profiling ([`heap`], [`profile`]).
+//! - `jemalloc` (feature `jemalloc`): jemalloc's own statistics when jemalloc is the global
+//!   allocator, exported by the plugin as `rustmon.heap.jemalloc.*`.
 //! - [`MeasureExt`]: per-request measurements from a future's own polls (bytes allocated, time
 //!   polled, time waiting to be scheduled), set as attributes of its event ([`measure`]).
 //!
@@ -25,6 +27,8 @@
 
 mod config;
 pub mod heap;
+#[cfg(feature = "jemalloc")]
+pub mod jemalloc;
 pub mod measure;
 mod plugin;
 mod process;

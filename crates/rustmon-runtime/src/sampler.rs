@@ -93,6 +93,9 @@ pub struct RuntimeSampler {
     cpus: f64,
     #[cfg(feature = "tokio")]
     runtimes: Vec<crate::tokio_rt::Watched>,
+    /// jemalloc's statistics: not looked up yet (`None`), looked up, or failed (`Some(None)`).
+    #[cfg(feature = "jemalloc")]
+    jemalloc: Option<Option<crate::jemalloc::JemallocReader>>,
 }
 
 impl Default for RuntimeSampler {
@@ -113,6 +116,8 @@ impl RuntimeSampler {
             cpus: std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64),
             #[cfg(feature = "tokio")]
             runtimes: Vec::new(),
+            #[cfg(feature = "jemalloc")]
+            jemalloc: None,
         }
     }
 
@@ -147,6 +152,7 @@ impl RuntimeSampler {
     /// What this sampler cannot report in this build and process, by metric name (or name
     /// pattern), each with the reason: tokio's unstable metrics without `--cfg tokio_unstable`,
     /// tokio metrics when no runtime is watched, heap metrics without the tracking allocator,
+    /// jemalloc's statistics (feature `jemalloc`) when jemalloc is not the global allocator,
     /// process metrics off Linux.
     ///
     /// # Examples
@@ -162,9 +168,25 @@ impl RuntimeSampler {
             out.push(("process.*", "not implemented on this platform"));
             out.push(("rustmon.thread.count", "not implemented on this platform"));
         }
+        #[cfg(feature = "jemalloc")]
+        let jemalloc = crate::jemalloc::is_global_allocator();
+        #[cfg(not(feature = "jemalloc"))]
+        let jemalloc = false;
+        #[cfg(feature = "jemalloc")]
+        if !jemalloc {
+            out.push((
+                "rustmon.heap.jemalloc.*",
+                "jemalloc is not the global allocator",
+            ));
+        }
         if !heap::is_installed() {
             out.push((
-                "rustmon.heap.*",
+                if jemalloc {
+                    // jemalloc's own statistics are reported.
+                    "rustmon.heap.{allocated,freed,allocations,deallocations,live,live_objects,allocation_rate}"
+                } else {
+                    "rustmon.heap.*"
+                },
                 "the TrackingAllocator is not the global allocator",
             ));
             out.push((
@@ -209,6 +231,10 @@ impl RuntimeSampler {
         }
         if config.heap && heap::is_installed() {
             self.sample_heap(now_ns, &mut out);
+        }
+        #[cfg(feature = "jemalloc")]
+        if config.heap && crate::jemalloc::is_global_allocator() {
+            self.sample_jemalloc(now_ns, &mut out);
         }
         #[cfg(feature = "tokio")]
         if config.tokio {
@@ -316,6 +342,70 @@ impl RuntimeSampler {
             now_ns,
             now_ns.saturating_sub(start) as f64 / 1e9,
         ));
+    }
+
+    #[cfg(feature = "jemalloc")]
+    fn sample_jemalloc(&mut self, now_ns: u64, out: &mut Vec<Metric>) {
+        use crate::jemalloc::JemallocReader;
+        let reader = self.jemalloc.get_or_insert_with(|| {
+            JemallocReader::new()
+                .inspect_err(|e| eprintln!("rustmon-runtime: jemalloc statistics unavailable: {e}"))
+                .ok()
+        });
+        let Some(reader) = reader else {
+            return;
+        };
+        let s = match reader.read() {
+            Ok(s) => s,
+            Err(e) => {
+                // Reported once; jemalloc does not start failing a control it has answered.
+                eprintln!("rustmon-runtime: jemalloc statistics unavailable: {e}");
+                self.jemalloc = Some(None);
+                return;
+            }
+        };
+        let gauges: [(&'static str, &'static str, u64); 6] = [
+            (
+                "rustmon.heap.jemalloc.allocated",
+                "Bytes allocated by the application, as jemalloc counts them (stats.allocated)",
+                s.allocated,
+            ),
+            (
+                "rustmon.heap.jemalloc.active",
+                "Bytes in jemalloc's active pages (stats.active)",
+                s.active,
+            ),
+            (
+                "rustmon.heap.jemalloc.resident",
+                "Bytes in physically resident pages mapped by jemalloc, metadata included (stats.resident)",
+                s.resident,
+            ),
+            (
+                "rustmon.heap.jemalloc.retained",
+                "Bytes of virtual memory jemalloc keeps mapped instead of returning it to the system (stats.retained)",
+                s.retained,
+            ),
+            (
+                "rustmon.heap.jemalloc.mapped",
+                "Bytes in active extents mapped by jemalloc (stats.mapped)",
+                s.mapped,
+            ),
+            (
+                "rustmon.heap.jemalloc.metadata",
+                "Bytes of jemalloc's own metadata (stats.metadata)",
+                s.metadata,
+            ),
+        ];
+        for (name, description, v) in gauges {
+            out.push(gauge(
+                name,
+                description,
+                "By",
+                Vec::new(),
+                now_ns,
+                i64::try_from(v).unwrap_or(i64::MAX),
+            ));
+        }
     }
 
     fn sample_heap(&mut self, now_ns: u64, out: &mut Vec<Metric>) {

@@ -49,6 +49,11 @@ fn main() {
             "sampling_every_allocation_neither_recurses_nor_deadlocks",
             sampling_every_allocation_neither_recurses_nor_deadlocks,
         ),
+        #[cfg(feature = "jemalloc")]
+        (
+            "jemalloc_statistics_are_not_reported_when_jemalloc_is_not_the_allocator",
+            jemalloc_statistics_are_not_reported_when_jemalloc_is_not_the_allocator,
+        ),
     ];
     let filter: Vec<String> = std::env::args()
         .skip(1)
@@ -479,4 +484,29 @@ fn sampling_every_allocation_neither_recurses_nor_deadlocks() {
     // (the backtrace crate's debug-info cache, `symbols`): live, so rightly tracked.
     assert!(after.tracked < full.tracked, "{full:?} -> {after:?}");
     drop(symbols);
+}
+
+/// With the `jemalloc` feature, jemalloc is linked but this binary's allocator is the tracking
+/// allocator around the system one: jemalloc's statistics would describe an idle allocator, so
+/// they are named unavailable and not reported.
+#[cfg(feature = "jemalloc")]
+fn jemalloc_statistics_are_not_reported_when_jemalloc_is_not_the_allocator() {
+    use rustmon_runtime::{RuntimeConfig, RuntimeSampler};
+    assert!(!rustmon_runtime::jemalloc::is_global_allocator());
+    let mut sampler = RuntimeSampler::new();
+    let missing = sampler.unavailable();
+    assert!(
+        missing
+            .iter()
+            .any(|(what, why)| *what == "rustmon.heap.jemalloc.*" && why.contains("jemalloc")),
+        "{missing:?}"
+    );
+    let metrics = sampler.sample(&RuntimeConfig::default());
+    assert!(metrics.iter().any(|m| m.name == "rustmon.heap.live"));
+    assert!(
+        !metrics
+            .iter()
+            .any(|m| m.name.starts_with("rustmon.heap.jemalloc.")),
+        "jemalloc gauges without jemalloc"
+    );
 }
