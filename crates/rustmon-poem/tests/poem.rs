@@ -152,6 +152,10 @@ fn routes(_m: Monitor) -> Route {
             })),
         )
         .at("/health", get(make(|_| async { "ok" })))
+        .nest(
+            "/api",
+            Route::new().at("/items/:id", get(make(|_| async { "item" }))),
+        )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,6 +173,7 @@ async fn names_use_route_patterns_and_record_http_attributes() {
         )
         .await;
     assert_eq!(&body[..], b"10");
+    assert_eq!(h.get("/api/items/9").await.2, "item");
     wait(|| {
         let e = h
             .capture
@@ -201,6 +206,11 @@ async fn names_use_route_patterns_and_record_http_attributes() {
             .attr("http.request.body.size", 10_i64)
             .attr("user_agent.original", "rustmon-test/1")
             .attr("http.response.body.size", 2_i64)
+            .one();
+        h.capture
+            .expect("GET /api/items/:id")
+            .attr("http.route", "/api/items/:id")
+            .attr("url.path", "/api/items/9")
             .one();
         // No event is ever named by a raw path.
         assert!(

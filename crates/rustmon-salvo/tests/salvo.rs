@@ -187,6 +187,11 @@ fn routes(_m: Monitor) -> Router {
             }
         })))
         .push(Router::with_path("health").get(Make(|_: &Request| async { text("ok") })))
+        .push(
+            Router::with_path("api").push(
+                Router::with_path("items/{id}").get(Make(|_: &Request| async { text("item") })),
+            ),
+        )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,6 +211,7 @@ async fn names_use_route_templates_and_record_http_attributes() {
         )
         .await;
     assert_eq!(&body[..], b"10");
+    assert_eq!(h.get("/api/items/9").await.2, "item");
     wait(|| {
         let e = h
             .capture
@@ -240,6 +246,11 @@ async fn names_use_route_templates_and_record_http_attributes() {
             .attr("http.request.body.size", 10_i64)
             .attr("user_agent.original", "rustmon-test/1")
             .attr("http.response.body.size", 2_i64)
+            .one();
+        h.capture
+            .expect("GET /api/items/{id}")
+            .attr("http.route", "/api/items/{id}")
+            .attr("url.path", "/api/items/9")
             .one();
         // No event is ever named by a raw path.
         assert!(
