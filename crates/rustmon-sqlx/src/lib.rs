@@ -14,7 +14,8 @@
 //! `server.address`, `server.port`, `db.response.returned_rows` (rows streamed back) or
 //! `db.response.affected_rows`, errors with the database's code (`db.response.status_code`:
 //! SQLSTATE for PostgreSQL, the error number for MySQL/MariaDB), and on a pool the time spent
-//! waiting for a connection (`db.client.connection.wait_time`, seconds). Its parent is the
+//! waiting for a connection (`db.client.connection.wait_time`, seconds), and with `max_rows` > 0
+//! the first rows of the result in `db.response.summary` (see [`render_row`]). Its parent is the
 //! current context when the statement is issued, or the transaction it runs in. A transaction
 //! is an event `TRANSACTION` (with `db.transaction.outcome`: `commit`, `rollback` or
 //! `dropped`) whose children are `BEGIN`, the statements, and `COMMIT`/`ROLLBACK`.
@@ -52,16 +53,23 @@ use futures_util::TryStreamExt;
 use rustmon_core::metrics::{Metric, MetricData, Number};
 use rustmon_core::{KeyValue, Monitor, SpanContext};
 pub use rustmon_sql::DbConfig;
-use rustmon_sql::{ConnectionInfo, Dialect, QueryEvent, SqlInstrument};
+use rustmon_sql::{ConnectionInfo, Dialect, QueryEvent, SqlInstrument, Summary};
 use sqlx_core::Either;
+use sqlx_core::column::ColumnIndex;
 use sqlx_core::connection::Connection;
 use sqlx_core::database::Database;
+#[allow(unused_imports)] // unused when no driver feature is on
+use sqlx_core::decode::Decode;
 use sqlx_core::describe::Describe;
 use sqlx_core::error::{DatabaseError, Error};
 use sqlx_core::executor::{Execute, Executor};
 use sqlx_core::ext::async_stream::TryAsyncStream;
 use sqlx_core::pool::{Pool, PoolConnection};
+use sqlx_core::row::Row;
 use sqlx_core::transaction::Transaction;
+#[allow(unused_imports)] // unused when no driver feature is on
+use sqlx_core::type_info::TypeInfo;
+use sqlx_core::value::ValueRef;
 
 /// The plugin name events are tagged with.
 pub const PLUGIN: &str = "sqlx";
@@ -82,6 +90,60 @@ pub trait MonitoredDatabase: Database {
     /// What events say about a connection made with `options` (server, port, database; never
     /// credentials).
     fn connection_info(options: &<Self::Connection as Connection>::Options) -> ConnectionInfo;
+    /// Renders one (non-null) value of a result row into `out`.
+    fn render_value(value: Self::ValueRef<'_>, out: &mut Summary);
+    /// Renders `row` as the next line of `out` (see [`render_row`]).
+    fn render_row(row: &Self::Row, out: &mut Summary);
+}
+
+/// Renders `row` as the next line of a result summary (`db.response.summary`, see
+/// [`Summary`]), unless `out` already holds its `max_rows` rows. Integers, floats, booleans,
+/// text and binary values are shown; other types (dates, decimals, JSON, …) by their type name.
+///
+/// The monitored executors call this for the first `max_rows` rows of each result when
+/// [`DbConfig::max_rows`] > 0; it is public for integrations built on sqlx (sea-orm).
+pub fn render_row<DB: MonitoredDatabase>(row: &DB::Row, out: &mut Summary) {
+    DB::render_row(row, out);
+}
+
+#[allow(dead_code)] // unused when no driver feature is on
+fn render_columns<DB: MonitoredDatabase>(row: &DB::Row, out: &mut Summary)
+where
+    usize: ColumnIndex<DB::Row>,
+{
+    if !out.begin_row() {
+        return;
+    }
+    for i in 0..row.len() {
+        match row.try_get_raw(i) {
+            Ok(v) if v.is_null() => {
+                out.null();
+            }
+            Ok(v) => DB::render_value(v, out),
+            Err(_) => {
+                out.unreadable("?");
+            }
+        }
+    }
+}
+
+/// Decodes `value` as `T` and renders it with `f`, or shows the type name when that fails.
+#[allow(dead_code)] // unused when no driver feature is on
+fn render_as<'r, DB, T>(
+    value: DB::ValueRef<'r>,
+    out: &mut Summary,
+    type_name: &str,
+    f: impl FnOnce(T, &mut Summary),
+) where
+    DB: Database,
+    T: Decode<'r, DB>,
+{
+    match T::decode(value) {
+        Ok(v) => f(v, out),
+        Err(_) => {
+            out.unreadable(type_name);
+        }
+    }
 }
 
 #[cfg(feature = "postgres")]
@@ -98,6 +160,45 @@ impl MonitoredDatabase for sqlx_postgres::Postgres {
             options.get_port(),
             options.get_database(),
         )
+    }
+    fn render_row(row: &Self::Row, out: &mut Summary) {
+        render_columns::<Self>(row, out);
+    }
+    fn render_value(value: sqlx_postgres::PgValueRef<'_>, out: &mut Summary) {
+        let ty = value.type_info().into_owned();
+        let name = ty.name();
+        type P = sqlx_postgres::Postgres;
+        match name {
+            "BOOL" => render_as::<P, bool>(value, out, name, |v, o| {
+                o.bool(v);
+            }),
+            "INT2" => render_as::<P, i16>(value, out, name, |v, o| {
+                o.int(v.into());
+            }),
+            "INT4" => render_as::<P, i32>(value, out, name, |v, o| {
+                o.int(v.into());
+            }),
+            "INT8" => render_as::<P, i64>(value, out, name, |v, o| {
+                o.int(v);
+            }),
+            "FLOAT4" => render_as::<P, f32>(value, out, name, |v, o| {
+                o.float(v.into());
+            }),
+            "FLOAT8" => render_as::<P, f64>(value, out, name, |v, o| {
+                o.float(v);
+            }),
+            "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CITEXT" | "UNKNOWN" => {
+                render_as::<P, &str>(value, out, name, |v, o| {
+                    o.text(v);
+                })
+            }
+            "BYTEA" => render_as::<P, &[u8]>(value, out, name, |v, o| {
+                o.bytes(v.len());
+            }),
+            _ => {
+                out.unreadable(name);
+            }
+        }
     }
 }
 
@@ -122,6 +223,45 @@ impl MonitoredDatabase for sqlx_mysql::MySql {
             None => error.code(),
         }
     }
+    fn render_row(row: &Self::Row, out: &mut Summary) {
+        render_columns::<Self>(row, out);
+    }
+    fn render_value(value: sqlx_mysql::MySqlValueRef<'_>, out: &mut Summary) {
+        let ty = value.type_info().into_owned();
+        let name = ty.name();
+        type M = sqlx_mysql::MySql;
+        match name {
+            "BOOLEAN" => render_as::<M, bool>(value, out, name, |v, o| {
+                o.bool(v);
+            }),
+            "TINYINT" | "SMALLINT" | "INT" | "MEDIUMINT" | "BIGINT" | "YEAR" => {
+                render_as::<M, i64>(value, out, name, |v, o| {
+                    o.int(v);
+                })
+            }
+            n if n.ends_with(" UNSIGNED") => render_as::<M, u64>(value, out, name, |v, o| {
+                o.uint(v);
+            }),
+            "FLOAT" | "DOUBLE" => render_as::<M, f64>(value, out, name, |v, o| {
+                o.float(v);
+            }),
+            "DECIMAL" => render_as::<M, &str>(value, out, name, |v, o| {
+                o.display(&v);
+            }),
+            "CHAR" | "VARCHAR" | "TEXT" | "TINYTEXT" | "MEDIUMTEXT" | "LONGTEXT" | "ENUM"
+            | "SET" | "JSON" => render_as::<M, &str>(value, out, name, |v, o| {
+                o.text(v);
+            }),
+            "BINARY" | "VARBINARY" | "BLOB" | "TINYBLOB" | "MEDIUMBLOB" | "LONGBLOB" => {
+                render_as::<M, &[u8]>(value, out, name, |v, o| {
+                    o.bytes(v.len());
+                })
+            }
+            _ => {
+                out.unreadable(name);
+            }
+        }
+    }
 }
 
 #[cfg(feature = "sqlite")]
@@ -135,6 +275,32 @@ impl MonitoredDatabase for sqlx_sqlite::Sqlite {
         let file = options.get_filename().to_string_lossy();
         let file = if file.is_empty() { ":memory:" } else { &*file };
         ConnectionInfo::new(Self::SYSTEM, Self::DIALECT).with_namespace(file)
+    }
+    fn render_row(row: &Self::Row, out: &mut Summary) {
+        render_columns::<Self>(row, out);
+    }
+    fn render_value(value: sqlx_sqlite::SqliteValueRef<'_>, out: &mut Summary) {
+        let ty = value.type_info().into_owned();
+        let name = ty.name();
+        type S = sqlx_sqlite::Sqlite;
+        // The value's own storage class (SQLite is dynamically typed).
+        match name {
+            "INTEGER" => render_as::<S, i64>(value, out, name, |v, o| {
+                o.int(v);
+            }),
+            "REAL" => render_as::<S, f64>(value, out, name, |v, o| {
+                o.float(v);
+            }),
+            "TEXT" => render_as::<S, &str>(value, out, name, |v, o| {
+                o.text(v);
+            }),
+            "BLOB" => render_as::<S, &[u8]>(value, out, name, |v, o| {
+                o.bytes(v.len());
+            }),
+            _ => {
+                out.unreadable(name);
+            }
+        }
     }
 }
 
@@ -251,10 +417,13 @@ struct Instrumented<'e, DB: MonitoredDatabase> {
     rows: u64,
     affected: u64,
     results: bool,
+    /// The first rows, rendered; `None` unless `max_rows` > 0.
+    summary: Option<Summary>,
 }
 
 impl<'e, DB: MonitoredDatabase> Instrumented<'e, DB> {
     fn new(inner: ResultStream<'e, DB>, ev: QueryEvent) -> Self {
+        let max = ev.max_rows();
         let ev = ev.is_recording().then_some(ev);
         Instrumented {
             inner,
@@ -262,6 +431,7 @@ impl<'e, DB: MonitoredDatabase> Instrumented<'e, DB> {
             rows: 0,
             affected: 0,
             results: false,
+            summary: (max > 0).then(|| Summary::new(max)),
         }
     }
 
@@ -271,6 +441,11 @@ impl<'e, DB: MonitoredDatabase> Instrumented<'e, DB> {
                 ev.set_returned_rows(self.rows);
             } else {
                 ev.set_affected_rows(self.affected);
+            }
+            if let Some(s) = self.summary.take() {
+                if s.rows() > 0 {
+                    ev.set_summary(s.finish());
+                }
             }
         }
     }
@@ -284,7 +459,12 @@ impl<DB: MonitoredDatabase> Stream for Instrumented<'_, DB> {
         let item = this.inner.as_mut().poll_next(cx);
         if this.ev.is_some() {
             match &item {
-                Poll::Ready(Some(Ok(Either::Right(_)))) => this.rows += 1,
+                Poll::Ready(Some(Ok(Either::Right(row)))) => {
+                    this.rows += 1;
+                    if let Some(s) = &mut this.summary {
+                        render_row::<DB>(row, s);
+                    }
+                }
                 Poll::Ready(Some(Ok(Either::Left(r)))) => {
                     this.results = true;
                     this.affected += DB::rows_affected(r);
@@ -339,6 +519,12 @@ where
         match &r {
             Ok(row) => {
                 ev.set_returned_rows(u64::from(row.is_some()));
+                let max = ev.max_rows();
+                if let (Some(row), true) = (row, max > 0) {
+                    let mut s = Summary::new(max);
+                    render_row::<DB>(row, &mut s);
+                    ev.set_summary(s.finish());
+                }
             }
             Err(e) => record_error::<DB>(&mut ev, e),
         }

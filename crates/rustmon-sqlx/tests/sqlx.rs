@@ -589,3 +589,180 @@ async fn sqlite_in_memory_pool() {
         .attr("db.response.returned_rows", 1_i64)
         .one();
 }
+
+#[tokio::test]
+async fn postgres_max_rows_summary() {
+    if !up(5432, "PostgreSQL") {
+        return;
+    }
+    let (capture, monitor) = monitor();
+    let pool = pg_pool(&monitor).await;
+    let t = table("pg_summary");
+    sqlx::raw_sql(&format!(
+        "CREATE TABLE {t} (id int8 PRIMARY KEY, name text, score float4, ok bool, data bytea, \
+         amount numeric);
+         INSERT INTO {t} VALUES (1, 'a', 1.5, true, '\\x0102', 1.25), (2, NULL, 2, false, NULL, NULL),
+           (3, 'c', 3, true, NULL, NULL)"
+    ))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let all = format!("SELECT id, name, score, ok, data, amount FROM {t} ORDER BY id");
+    // Off by default.
+    assert_eq!(sqlx::query(&all).fetch_all(&pool).await.unwrap().len(), 3);
+    monitor
+        .update_config("db", &serde_json::json!({ "max_rows": 2 }))
+        .unwrap();
+    assert_eq!(sqlx::query(&all).fetch_all(&pool).await.unwrap().len(), 3);
+    let one = format!("SELECT name FROM {t} WHERE id = $1");
+    sqlx::query(&one)
+        .bind(3_i64)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let opt = format!("SELECT id FROM {t} WHERE id = $1");
+    assert!(
+        sqlx::query(&opt)
+            .bind(9_i64)
+            .fetch_optional(&pool)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let desc = format!("SELECT id FROM {t} ORDER BY id DESC");
+    let mut conn = pool.acquire().await.unwrap();
+    {
+        // A stream read to its end, on a connection.
+        use futures_util::TryStreamExt;
+        let ids: Vec<i64> = sqlx::query_scalar::<_, i64>(&desc)
+            .fetch(&mut conn)
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(ids, [3, 2, 1]);
+    }
+    drop(conn);
+    sqlx::query(&format!("DROP TABLE {t}"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    flush(&monitor);
+
+    let summaries: Vec<_> = capture
+        .expect(&format!(
+            "SELECT id, name, score, ok, data, amount FROM {t} ORDER BY id"
+        ))
+        .count(2)
+        .iter()
+        .map(|e| {
+            e.attribute("db.response.summary")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        })
+        .collect();
+    assert!(summaries.contains(&None), "{summaries:?}");
+    assert!(
+        summaries.contains(&Some(
+            "1, \"a\", 1.5, true, <2 bytes>, <NUMERIC>\n2, NULL, 2, false, NULL, NULL".into()
+        )),
+        "{summaries:?}"
+    );
+    capture
+        .expect(&format!("SELECT name FROM {t} WHERE id = ?"))
+        .attr("db.response.summary", "\"c\"")
+        .one();
+    capture
+        .expect(&format!("SELECT id FROM {t} WHERE id = ?"))
+        .attr("db.response.returned_rows", 0_i64)
+        .no_attr("db.response.summary")
+        .one();
+    capture
+        .expect(&format!("SELECT id FROM {t} ORDER BY id DESC"))
+        .attr("db.response.returned_rows", 3_i64)
+        .attr("db.response.summary", "3\n2")
+        .one();
+    capture
+        .expect(&format!("DROP TABLE {t}"))
+        .no_attr("db.response.summary")
+        .one();
+}
+
+#[tokio::test]
+async fn mariadb_max_rows_summary() {
+    if !up(3306, "MariaDB") {
+        return;
+    }
+    let (capture, monitor) = monitor();
+    let pool = my_pool(&monitor).await;
+    let t = table("my_summary");
+    sqlx::query(&format!(
+        "CREATE TABLE {t} (id BIGINT PRIMARY KEY, n INT UNSIGNED, name VARCHAR(20), \
+         score DOUBLE, amount DECIMAL(5, 2), data BLOB)"
+    ))
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(&format!(
+        "INSERT INTO {t} VALUES (1, 7, 'a', 1.5, 1.25, x'0102'), (2, NULL, NULL, 2, NULL, NULL)"
+    ))
+    .execute(&pool)
+    .await
+    .unwrap();
+    monitor
+        .update_config("db", &serde_json::json!({ "max_rows": 5 }))
+        .unwrap();
+    let all = format!("SELECT id, n, name, score, amount, data FROM {t} WHERE id > ? ORDER BY id");
+    let rows = sqlx::query(&all)
+        .bind(0_i64)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    sqlx::query(&format!("DROP TABLE {t}"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    flush(&monitor);
+    capture
+        .expect(&format!(
+            "SELECT id, n, name, score, amount, data FROM {t} WHERE id > ? ORDER BY id"
+        ))
+        .attr("db.system.name", "mariadb")
+        .attr(
+            "db.response.summary",
+            "1, 7, \"a\", 1.5, 1.25, <2 bytes>\n2, NULL, NULL, 2, NULL, NULL",
+        )
+        .one();
+}
+
+#[tokio::test]
+async fn sqlite_max_rows_summary() {
+    let (capture, monitor) = monitor();
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect("sqlite::memory:")
+        .await
+        .unwrap();
+    let pool = MonitoredPool::<Sqlite>::new(pool).monitor(monitor.clone());
+    monitor
+        .update_config("db", &serde_json::json!({ "max_rows": 1 }))
+        .unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE s (id INTEGER PRIMARY KEY, name TEXT, score REAL, data BLOB);
+         INSERT INTO s VALUES (1, 'x', 0.5, x'00'), (2, 'y', NULL, NULL);",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let rows = sqlx::query("SELECT id, name, score, data FROM s ORDER BY id")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    flush(&monitor);
+    capture
+        .expect("SELECT id, name, score, data FROM s ORDER BY id")
+        .attr("db.response.returned_rows", 2_i64)
+        .attr("db.response.summary", "1, \"x\", 0.5, <1 bytes>")
+        .one();
+}
