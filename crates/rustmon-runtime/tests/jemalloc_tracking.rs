@@ -81,8 +81,9 @@ fn counters_and_jemalloc_both_see_a_64_mib_allocation() {
         with.allocated >= before.allocated + BIG,
         "{before:?} -> {with:?}"
     );
+    // Less any free pages jemalloc purged meanwhile (at most those beyond its active pages).
     assert!(
-        with.resident >= before.resident + BIG,
+        with.resident >= before.resident + BIG - (before.resident - before.active),
         "{before:?} -> {with:?}"
     );
     drop(big);
