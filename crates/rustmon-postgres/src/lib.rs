@@ -8,7 +8,8 @@
 //! `db.operation.name`, `db.collection.name`, `db.query.text`, `server.address`, `server.port`),
 //! rows returned (`db.response.returned_rows`) or changed (`db.response.affected_rows`), errors
 //! with their SQLSTATE (`db.response.status_code`), and bound parameters as
-//! `db.query.parameter.<n>` when `record_params` is on. A [`MonitoredTransaction`] is a
+//! `db.query.parameter.<n>` when `record_params` is on, and with `max_rows` > 0 the first rows
+//! of `query`/`query_one`/`query_opt` in `db.response.summary`. A [`MonitoredTransaction`] is a
 //! `TRANSACTION` event whose children are `BEGIN`, its statements and `COMMIT`/`ROLLBACK`.
 //! Statements prepared through [`MonitoredClient::prepare`] keep their text, so executions of a
 //! [`MonitoredStatement`] are named like the text; a bare `Statement` (prepared elsewhere) is
@@ -34,8 +35,8 @@ use std::sync::Arc;
 
 use rustmon_core::{Monitor, SpanContext};
 pub use rustmon_sql::DbConfig;
-use rustmon_sql::{ConnectionInfo, Dialect, QueryEvent, SqlInstrument, system};
-use tokio_postgres::types::ToSql;
+use rustmon_sql::{ConnectionInfo, Dialect, QueryEvent, SqlInstrument, Summary, system};
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Config, Error, Row, Statement, ToStatement, Transaction};
 
 /// The plugin name events are tagged with.
@@ -168,6 +169,112 @@ fn record_error(ev: &mut QueryEvent, e: &Error) {
     }
 }
 
+/// Renders `row` as the next line of `out` (`db.response.summary`): booleans, integers,
+/// floats, text and `bytea` by value, other types (dates, numerics, JSON, …) by their type name.
+fn render_row(row: &Row, out: &mut Summary) {
+    if !out.begin_row() {
+        return;
+    }
+    for (i, column) in row.columns().iter().enumerate() {
+        let ty = column.type_();
+        let shown = match *ty {
+            Type::BOOL => row.try_get::<_, Option<bool>>(i).map(|v| {
+                v.map(|v| {
+                    out.bool(v);
+                })
+            }),
+            Type::INT2 => row.try_get::<_, Option<i16>>(i).map(|v| {
+                v.map(|v| {
+                    out.int(v.into());
+                })
+            }),
+            Type::INT4 => row.try_get::<_, Option<i32>>(i).map(|v| {
+                v.map(|v| {
+                    out.int(v.into());
+                })
+            }),
+            Type::INT8 => row.try_get::<_, Option<i64>>(i).map(|v| {
+                v.map(|v| {
+                    out.int(v);
+                })
+            }),
+            Type::OID => row.try_get::<_, Option<u32>>(i).map(|v| {
+                v.map(|v| {
+                    out.uint(v.into());
+                })
+            }),
+            Type::FLOAT4 => row.try_get::<_, Option<f32>>(i).map(|v| {
+                v.map(|v| {
+                    out.float(v.into());
+                })
+            }),
+            Type::FLOAT8 => row.try_get::<_, Option<f64>>(i).map(|v| {
+                v.map(|v| {
+                    out.float(v);
+                })
+            }),
+            Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
+                row.try_get::<_, Option<&str>>(i).map(|v| {
+                    v.map(|v| {
+                        out.text(v);
+                    })
+                })
+            }
+            Type::BYTEA => row.try_get::<_, Option<&[u8]>>(i).map(|v| {
+                v.map(|v| {
+                    out.bytes(v.len());
+                })
+            }),
+            _ => {
+                // Not decoded; NULL is still told apart.
+                match row.try_get::<_, Option<RawValue>>(i) {
+                    Ok(Some(_)) => {
+                        out.unreadable(ty.name());
+                        Ok(Some(()))
+                    }
+                    other => other.map(|_| None),
+                }
+            }
+        };
+        match shown {
+            Ok(Some(())) => {}
+            Ok(None) => {
+                out.null();
+            }
+            Err(_) => {
+                out.unreadable(ty.name());
+            }
+        }
+    }
+}
+
+/// Any value, undecoded: only whether it is NULL.
+struct RawValue;
+
+impl<'a> tokio_postgres::types::FromSql<'a> for RawValue {
+    fn from_sql(_: &Type, _: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(RawValue)
+    }
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+}
+
+/// Sets `db.response.summary` from the first `max_rows` of `rows` (nothing when `max_rows` is 0).
+fn summarize<'r>(ev: &mut QueryEvent, rows: impl IntoIterator<Item = &'r Row>) {
+    let max = ev.max_rows();
+    if max == 0 {
+        return;
+    }
+    let mut s = Summary::new(max);
+    for row in rows.into_iter().take(max) {
+        render_row(row, &mut s);
+    }
+    if s.rows() > 0 {
+        ev.set_summary(s.finish());
+    }
+}
+
 fn finish<T>(mut ev: QueryEvent, r: &Result<T, Error>, rows: impl FnOnce(&T, &mut QueryEvent)) {
     match r {
         Ok(v) => rows(v, &mut ev),
@@ -188,6 +295,7 @@ macro_rules! statement_methods {
             let r = self.target().query(query.statement(), params).await;
             finish(ev, &r, |rows, ev| {
                 ev.set_returned_rows(rows.len() as u64);
+                summarize(ev, rows);
             });
             r
         }
@@ -200,8 +308,9 @@ macro_rules! statement_methods {
         ) -> Result<Row, Error> {
             let ev = self.shared.start(query, params, self.parent());
             let r = self.target().query_one(query.statement(), params).await;
-            finish(ev, &r, |_, ev| {
+            finish(ev, &r, |row, ev| {
                 ev.set_returned_rows(1);
+                summarize(ev, [row]);
             });
             r
         }
@@ -216,6 +325,7 @@ macro_rules! statement_methods {
             let r = self.target().query_opt(query.statement(), params).await;
             finish(ev, &r, |row, ev| {
                 ev.set_returned_rows(u64::from(row.is_some()));
+                summarize(ev, row);
             });
             r
         }

@@ -207,3 +207,71 @@ async fn n_plus_one_under_one_parent() {
         .attr("db.n_plus_one.count", 5_i64)
         .one();
 }
+
+#[tokio::test]
+async fn max_rows_renders_the_first_rows() {
+    if !up() {
+        return;
+    }
+    let (capture, monitor) = monitor();
+    let client = client(&monitor).await;
+    let t = table("summary");
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE {t} (id int8 PRIMARY KEY, name text, score float8, ok bool, \
+             data bytea, at timestamptz);
+             INSERT INTO {t} VALUES
+               (1, 'a\"b', 1.5, true, '\\x0102', now()),
+               (2, NULL, 2, false, NULL, NULL),
+               (3, 'c', 3, true, NULL, NULL)"
+        ))
+        .await
+        .unwrap();
+    // Off by default: no summary.
+    let all = format!("SELECT id, name, score, ok, data, at FROM {t} ORDER BY id");
+    assert_eq!(client.query(&all, &[]).await.unwrap().len(), 3);
+    monitor
+        .update_config("db", &serde_json::json!({ "max_rows": 2 }))
+        .unwrap();
+    assert_eq!(client.query(&all, &[]).await.unwrap().len(), 3);
+    let one = format!("SELECT name FROM {t} WHERE id = $1");
+    client.query_one(&one, &[&3_i64]).await.unwrap();
+    let opt = format!("SELECT id, name FROM {t} WHERE id = $1");
+    assert!(client.query_opt(&opt, &[&9_i64]).await.unwrap().is_none());
+    client
+        .execute(&format!("UPDATE {t} SET ok = true"), &[])
+        .await
+        .unwrap();
+    client
+        .batch_execute(&format!("DROP TABLE {t}"))
+        .await
+        .unwrap();
+    monitor.flush(Duration::from_secs(5));
+
+    let name = format!("SELECT id, name, score, ok, data, at FROM {t} ORDER BY id");
+    let rendered = capture.expect(&name).has_attr("db.response.summary").one();
+    assert_eq!(
+        rendered
+            .attribute("db.response.summary")
+            .and_then(|v| v.as_str()),
+        Some("1, \"a\\\"b\", 1.5, true, <2 bytes>, <timestamptz>\n2, NULL, 2, false, NULL, NULL")
+    );
+    capture
+        .expect(&name)
+        .no_attr("db.response.summary")
+        .attr("db.response.returned_rows", 3_i64)
+        .one();
+    capture
+        .expect(&format!("SELECT name FROM {t} WHERE id = ?"))
+        .attr("db.response.summary", "\"c\"")
+        .one();
+    capture
+        .expect(&format!("SELECT id, name FROM {t} WHERE id = ?"))
+        .attr("db.response.returned_rows", 0_i64)
+        .no_attr("db.response.summary")
+        .one();
+    capture
+        .expect(&format!("UPDATE {t} SET ok = ?"))
+        .no_attr("db.response.summary")
+        .one();
+}
