@@ -11,7 +11,8 @@
 //! config: `db.system.name` (`postgresql`, `mysql`, `sqlite`, from the connection URL),
 //! `db.namespace`, `server.address`, `server.port`, `db.operation.name`, `db.collection.name`,
 //! `db.query.text`, and errors (`error.type` = diesel's error kind, e.g. `UniqueViolation`).
-//! diesel's hook does not report rows, so no row counts are recorded.
+//! diesel's hook does not report rows, so no row counts are recorded and `max_rows` has no
+//! effect.
 //!
 //! # Examples
 //! ```no_run
