@@ -337,7 +337,8 @@ fn describe(db: &DatabaseConnection) -> ConnectionInfo {
 /// [`transaction_with_config`](Self::transaction_with_config), which hand out a
 /// [`MonitoredTransaction`]. Everything else of `DatabaseConnection` (`ping`, `close`, the sqlx
 /// pools) is reachable through `Deref`; statements run on `&*db` directly, and transactions
-/// begun through `TransactionTrait` on it, are **not** recorded.
+/// begun through `TransactionTrait` on it, are **not** recorded. Clones share the connection
+/// (whatever SeaORM's `mock` feature says about `DatabaseConnection: Clone`).
 ///
 /// # Examples
 /// ```no_run
@@ -347,8 +348,9 @@ fn describe(db: &DatabaseConnection) -> ConnectionInfo {
 /// let db = MonitoredConnection::new(db).monitor(monitor);
 /// # Ok(()) }
 /// ```
+#[derive(Clone)]
 pub struct MonitoredConnection {
-    inner: DatabaseConnection,
+    inner: Arc<DatabaseConnection>,
     shared: Arc<Shared>,
 }
 
@@ -373,7 +375,7 @@ impl MonitoredConnection {
     pub fn new(db: DatabaseConnection) -> Self {
         let conn = describe(&db);
         MonitoredConnection {
-            inner: db,
+            inner: Arc::new(db),
             shared: Arc::new(Shared {
                 sql: SqlInstrument::new(PLUGIN, None),
                 conn,
@@ -415,8 +417,8 @@ impl MonitoredConnection {
         &self.inner
     }
 
-    /// The wrapped connection, unmonitored.
-    pub fn into_inner(self) -> DatabaseConnection {
+    /// The wrapped connection, unmonitored (shared with this connection's clones).
+    pub fn into_inner(self) -> Arc<DatabaseConnection> {
         self.inner
     }
 
@@ -424,7 +426,7 @@ impl MonitoredConnection {
     /// its statements and `COMMIT`/`ROLLBACK` as children.
     pub async fn begin(&self) -> Result<MonitoredTransaction, DbErr> {
         self.shared
-            .begin(&self.inner, rustmon_core::context::current(), None)
+            .begin(&*self.inner, rustmon_core::context::current(), None)
             .await
     }
 
@@ -436,7 +438,7 @@ impl MonitoredConnection {
     ) -> Result<MonitoredTransaction, DbErr> {
         self.shared
             .begin(
-                &self.inner,
+                &*self.inner,
                 rustmon_core::context::current(),
                 Some((isolation_level, access_mode)),
             )
@@ -503,24 +505,24 @@ impl ConnectionTrait for MonitoredConnection {
 
     async fn execute(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
         let parent = rustmon_core::context::current();
-        self.shared.execute(&self.inner, parent, stmt).await
+        self.shared.execute(&*self.inner, parent, stmt).await
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
         let parent = rustmon_core::context::current();
         self.shared
-            .execute_unprepared(&self.inner, parent, sql)
+            .execute_unprepared(&*self.inner, parent, sql)
             .await
     }
 
     async fn query_one(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
         let parent = rustmon_core::context::current();
-        self.shared.query_one(&self.inner, parent, stmt).await
+        self.shared.query_one(&*self.inner, parent, stmt).await
     }
 
     async fn query_all(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         let parent = rustmon_core::context::current();
-        self.shared.query_all(&self.inner, parent, stmt).await
+        self.shared.query_all(&*self.inner, parent, stmt).await
     }
 
     fn support_returning(&self) -> bool {
@@ -540,7 +542,7 @@ impl StreamTrait for MonitoredConnection {
         stmt: Statement,
     ) -> Pin<Box<dyn Future<Output = Result<Self::Stream<'a>, DbErr>> + 'a + Send>> {
         self.shared
-            .stream(&self.inner, rustmon_core::context::current(), stmt)
+            .stream(&*self.inner, rustmon_core::context::current(), stmt)
     }
 }
 

@@ -293,9 +293,19 @@ async fn postgres_transactions_have_children() {
     let parent = monitor.start_event(Kind::Server, "POST /tx");
     async {
         let insert = format!("INSERT INTO {t} (id) VALUES (1)");
+        let nested = format!("UPDATE {t} SET id = 1 WHERE id = 1");
         db.transaction::<_, (), DbErr>(|tx| {
             Box::pin(async move {
                 tx.execute_unprepared(&insert).await?;
+                // A savepoint, recorded under the outer transaction.
+                tx.transaction::<_, (), DbErr>(|inner| {
+                    Box::pin(async move {
+                        inner.execute_unprepared(&nested).await?;
+                        Ok(())
+                    })
+                })
+                .await
+                .map_err(|e| DbErr::Custom(e.to_string()))?;
                 Ok(())
             })
         })
@@ -351,6 +361,16 @@ async fn postgres_transactions_have_children() {
     let rolled_back: Vec<_> = txs.iter().filter(|e| outcome(e) == "rollback").collect();
     assert_eq!(rolled_back.len(), 2);
     capture.expect("BEGIN").child_of(committed).one();
+    let savepoint = capture
+        .expect("TRANSACTION")
+        .child_of(committed)
+        .attr("db.transaction.outcome", "commit")
+        .one();
+    capture
+        .expect(&format!("UPDATE {t} SET id = ? WHERE id = ?"))
+        .child_of(&savepoint)
+        .attr("db.response.affected_rows", 1_i64)
+        .one();
     capture.expect("COMMIT").child_of(committed).one();
     capture
         .expect(&format!("INSERT INTO {t} (id) VALUES (?)"))
@@ -407,13 +427,16 @@ async fn postgres_n_plus_one_and_live_config() {
             &serde_json::json!({ "query_len": 9, "record_params": true }),
         )
         .unwrap();
-    db.query_one(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "SELECT $1::text AS sea_after_config",
-        ["hello".into()],
-    ))
-    .await
-    .unwrap();
+    // A clone shares the connection and the monitor.
+    let clone = db.clone();
+    clone
+        .query_one(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT $1::text AS sea_after_config",
+            ["hello".into()],
+        ))
+        .await
+        .unwrap();
     flush(&monitor);
 
     let parent = server(&capture, "GET /n1");
