@@ -1,4 +1,4 @@
-//! SeaORM against a real PostgreSQL and an SQLite file: entity queries, statements, streams and
+//! SeaORM against a real PostgreSQL, MariaDB and an SQLite file: entity queries, statements, streams and
 //! transactions, with attributes, rows, errors, parents, durations, N+1 flags and live config.
 
 use std::sync::OnceLock;
@@ -621,4 +621,87 @@ async fn sqlite_file_statements_errors_transactions_and_summary() {
         .attr("db.response.status_code", "1555")
         .one();
     assert!(dup.errors[0].message.contains("UNIQUE"), "{:?}", dup.errors);
+}
+
+#[tokio::test]
+async fn mariadb_statements_errors_and_summary() {
+    if !up(3306, "MariaDB") {
+        return;
+    }
+    let (capture, monitor) = monitor();
+    let db = MonitoredConnection::new(
+        Database::connect("mysql://root@127.0.0.1:3306/test")
+            .await
+            .expect("connect to MariaDB"),
+    )
+    .monitor(monitor.clone())
+    .system_name("mariadb");
+    let t = table("my");
+    db.execute_unprepared(&format!(
+        "CREATE TABLE {t} (id BIGINT PRIMARY KEY, n INT UNSIGNED, name VARCHAR(20))"
+    ))
+    .await
+    .unwrap();
+    monitor
+        .update_config("db", &serde_json::json!({ "max_rows": 3 }))
+        .unwrap();
+    let missing = table("my_missing");
+    let parent = monitor.start_event(Kind::Server, "GET /maria");
+    async {
+        db.execute(Statement::from_sql_and_values(
+            DbBackend::MySql,
+            format!("INSERT INTO {t} VALUES (?, ?, ?), (2, NULL, NULL)"),
+            [1_i64.into(), 7_u32.into(), "a".into()],
+        ))
+        .await
+        .unwrap();
+        let rows = db
+            .query_all(Statement::from_string(
+                DbBackend::MySql,
+                format!("SELECT id, n, name FROM {t} ORDER BY id"),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 2);
+        db.query_one(Statement::from_string(
+            DbBackend::MySql,
+            format!("SELECT * FROM {missing}"),
+        ))
+        .await
+        .unwrap_err();
+    }
+    .with_context(parent.context())
+    .await;
+    parent.finish();
+    db.execute_unprepared(&format!("DROP TABLE {t}"))
+        .await
+        .unwrap();
+    flush(&monitor);
+
+    let parent = server(&capture, "GET /maria");
+    capture
+        .expect(&format!("INSERT INTO {t} VALUES (?)"))
+        .child_of(&parent)
+        .attr("db.system.name", "mariadb")
+        .attr("db.namespace", "test")
+        .attr("server.port", 3306_i64)
+        .attr("db.response.affected_rows", 2_i64)
+        .one();
+    capture
+        .expect(&format!("SELECT id, n, name FROM {t} ORDER BY id"))
+        .child_of(&parent)
+        .attr("db.response.returned_rows", 2_i64)
+        .attr("db.response.summary", "1, 7, \"a\"\n2, NULL, NULL")
+        .one();
+    let e = capture
+        .expect(&format!("SELECT * FROM {missing}"))
+        .child_of(&parent)
+        .status(Status::Error)
+        .attr("db.response.status_code", "1146")
+        .one();
+    assert!(
+        e.errors[0].message.contains("doesn't exist"),
+        "{:?}",
+        e.errors
+    );
 }
