@@ -5,9 +5,9 @@
 # tests/jemalloc_tracking.rs (the tracking allocator around jemalloc), tests/heap.rs (jemalloc
 # linked but not the allocator: nothing reported), the unit tests and the doctests.
 #
-# Time budget: building jemalloc's C sources (tikv-jemalloc-sys) once, 221 s of CPU (6 min 48 s of
-# wall time on the loaded 2-core development machine; see the crate's README), plus rebuilding this
-# crate's targets with the feature.
+# Time budget: building jemalloc's C sources (tikv-jemalloc-sys) once, ~215 s of CPU (2.5 min on 2
+# cores at load 2-3, 7 min at load 5-8; see the crate's README), plus rebuilding this crate's
+# targets with the feature.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 

@@ -13,7 +13,14 @@
 //!
 //! Run: `cargo bench -p rustmon-runtime --features jemalloc --bench jemalloc`
 //!
-//! Results: in the crate's README (section "jemalloc statistics").
+//! Results (2026-11-28 20:07 UTC, the shared 2-core development machine, `uptime` load average
+//! 1.7-2.2; criterion medians of two runs; also in the crate's README, "jemalloc statistics"):
+//!
+//! | bench | time |
+//! |---|---|
+//! | `jemalloc/read, 1 arena` | 9.5-9.7 µs |
+//! | `jemalloc/read, 8 arenas` | 66.8-70.0 µs |
+//! | `tick/heap (jemalloc, 8 arenas)` | 70.5-71.6 µs |
 
 mod common;
 
