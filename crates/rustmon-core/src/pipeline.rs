@@ -26,8 +26,9 @@ pub(crate) enum Command {
     Shutdown(SyncSender<()>, Duration),
 }
 
-/// A drain taking at least this many events means the producers are busy.
-const BUSY: usize = 256;
+/// The longest and shortest naps between drains.
+const MAX_NAP: Duration = Duration::from_millis(10);
+const MIN_NAP: Duration = Duration::from_millis(1);
 
 /// The RED metric: a delta exponential histogram of durations (seconds) per operation, computed
 /// from every event before sampling, with attributes `span.kind` (`server`, `client`, `producer`,
@@ -90,18 +91,23 @@ pub(crate) fn spawn(
 
 impl Pipeline {
     fn run(&mut self, rx: Receiver<Command>) {
-        // Events taken by the last drain: many means keep draining without sleeping, a few means
-        // a short nap (so a steady trickle does not keep this thread spinning), none a longer one.
+        // The nap between drains adapts to the rate events arrive at: long enough that each
+        // wake-up takes a good batch (few wake-ups, which matter when the application has few
+        // cores), short enough that a shard's queue stays under a quarter full; when a drain
+        // finds a shard's worth of events waiting, there is no nap at all.
+        let shard = self.queues.shards[0].queue.capacity();
+        let (target, busy) = (shard / 4, shard / 2);
         let mut taken = 0;
+        let mut nap = MAX_NAP;
+        let mut last_drain = Instant::now();
         loop {
-            let command = if taken >= BUSY {
+            let command = if taken >= busy {
                 rx.try_recv().map_err(|e| match e {
                     TryRecvError::Empty => RecvTimeoutError::Timeout,
                     TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
                 })
             } else {
                 let core = self.core.get();
-                let nap = Duration::from_millis(if taken > 0 { 1 } else { 10 });
                 let wait = nap.min(self.time_to_next_deadline(&core));
                 drop(core);
                 rx.recv_timeout(wait)
@@ -129,6 +135,12 @@ impl Pipeline {
                 }
             }
             taken = self.drain();
+            let since = last_drain.elapsed();
+            last_drain = Instant::now();
+            nap = match taken {
+                0 => MAX_NAP,
+                n => (since * target as u32 / n as u32).clamp(MIN_NAP, MAX_NAP),
+            };
             let core = self.core.get();
             let batch_due = self
                 .batch_started

@@ -39,10 +39,11 @@ const ENV_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Compression {
-    /// gzip, with `Content-Encoding: gzip` (the default).
-    #[default]
+    /// gzip, with `Content-Encoding: gzip`: fewer bytes on the wire, for a collector across a
+    /// network, at about 1 µs of the pipeline thread per span.
     Gzip,
-    /// No compression.
+    /// No compression (the default, as in the OpenTelemetry specification).
+    #[default]
     None,
 }
 
@@ -187,7 +188,7 @@ impl OtlpExporterBuilder {
         self
     }
 
-    /// Body compression. Default: `OTEL_EXPORTER_OTLP_COMPRESSION` (`gzip` or `none`), else gzip.
+    /// Body compression. Default: `OTEL_EXPORTER_OTLP_COMPRESSION` (`gzip` or `none`), else none.
     pub fn compression(mut self, compression: Compression) -> Self {
         self.compression = Some(compression);
         self
@@ -344,7 +345,7 @@ impl OtlpExporterBuilder {
                     });
                 }
             },
-            (None, None) => Compression::Gzip,
+            (None, None) => Compression::None,
         };
         let positive = |option: &'static str, v: usize| {
             if v == 0 {
@@ -513,7 +514,7 @@ mod tests {
         assert_eq!(c.traces_url, "http://127.0.0.1:4318/v1/traces");
         assert_eq!(c.metrics_url, "http://127.0.0.1:4318/v1/metrics");
         assert_eq!(c.timeout, DEFAULT_TIMEOUT);
-        assert_eq!(c.compression, Compression::Gzip);
+        assert_eq!(c.compression, Compression::None);
         assert_eq!(c.max_queue, DEFAULT_MAX_QUEUE);
         assert!(c.headers.is_empty());
     }
@@ -525,13 +526,13 @@ mod tests {
             (ENV_METRICS_ENDPOINT, "http://metrics:9000/ingest"),
             (ENV_HEADERS, "api-key=s%3Dcr%2Cet, x-team = checkout ,"),
             (ENV_TIMEOUT, "2500"),
-            (ENV_COMPRESSION, "none"),
+            (ENV_COMPRESSION, "gzip"),
         ]);
         let c = OtlpExporterBuilder::new().resolve(&env).unwrap();
         assert_eq!(c.traces_url, "http://collector:4318/v1/traces");
         assert_eq!(c.metrics_url, "http://metrics:9000/ingest");
         assert_eq!(c.timeout, Duration::from_millis(2500));
-        assert_eq!(c.compression, Compression::None);
+        assert_eq!(c.compression, Compression::Gzip);
         let h: Vec<(String, String)> = c
             .headers
             .iter()

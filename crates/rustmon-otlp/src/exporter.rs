@@ -1,4 +1,4 @@
-//! [`OtlpExporter`]: a [`Listener`] that sends spans and metrics over OTLP/HTTP (protobuf, gzip)
+//! [`OtlpExporter`]: a [`Listener`] that sends spans and metrics over OTLP/HTTP (protobuf, optionally gzip)
 //! from its own worker thread, with retries into a bounded buffer.
 
 use std::collections::VecDeque;
@@ -26,7 +26,7 @@ use crate::mapping;
 /// batch (split into requests of at most `max_batch` items) and hands the requests to its own
 /// worker thread; it never blocks the pipeline on the network. The worker posts them with a
 /// blocking HTTP client (no async runtime, so it works whatever runtime the application uses, or
-/// none), gzip-compressed, and retries connection errors, timeouts and HTTP 429, 502, 503 and 504
+/// none), gzip-compressed when configured, and retries connection errors, timeouts and HTTP 429, 502, 503 and 504
 /// with exponential backoff (honouring `Retry-After`); other failures are not retried.
 ///
 /// Requests wait in a bounded buffer (`max_queue` requests, `max_queue_bytes` bytes). When it is
@@ -371,9 +371,8 @@ impl OtlpExporter {
             if chunk.is_empty() {
                 return;
             }
-            let request = mapping::traces_request(resource, chunk.iter().copied());
-            self.shared
-                .enqueue(Signal::Traces, request.encode_to_vec(), chunk.len() as u64);
+            let body = crate::encode::traces_request(resource, chunk.iter().copied());
+            self.shared.enqueue(Signal::Traces, body, chunk.len() as u64);
             chunk.clear();
         };
         for e in events {

@@ -1,6 +1,6 @@
 //! rustmon's OTLP support: the [mapping] from rustmon events, metrics and resources to
 //! OpenTelemetry protocol messages, and [`OtlpExporter`], a [`Listener`](rustmon_core::Listener)
-//! that sends them over OTLP/HTTP (protobuf, gzip) to the rustmon collector or any OTLP backend.
+//! that sends them over OTLP/HTTP (protobuf, optionally gzip) to the rustmon collector or any OTLP backend.
 //!
 //! The exporter never blocks the application or rustmon's pipeline: it encodes on the pipeline
 //! thread and sends from its own worker thread with a blocking HTTP client, so it needs no async
@@ -25,6 +25,7 @@
 //! ```
 
 mod config;
+mod encode;
 mod error;
 mod exporter;
 pub mod mapping;

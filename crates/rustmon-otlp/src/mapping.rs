@@ -274,7 +274,7 @@ pub fn resource(resource: &Resource) -> OtlpResource {
     }
 }
 
-fn scope(plugin: Option<&str>) -> InstrumentationScope {
+pub(crate) fn scope(plugin: Option<&str>) -> InstrumentationScope {
     InstrumentationScope {
         name: SCOPE_NAME.to_owned(),
         version: SDK_VERSION.to_owned(),

@@ -90,6 +90,7 @@ fn spans_are_exported_field_by_field() {
     let exporter = OtlpExporter::builder()
         .endpoint(server.endpoint())
         .header("x-team", "checkout")
+        .compression(rustmon_otlp::Compression::Gzip)
         .with_env(false)
         .build()
         .unwrap();
@@ -351,6 +352,7 @@ fn metrics_are_exported_field_by_field() {
     let capture = Capture::new();
     let exporter = OtlpExporter::builder()
         .endpoint(format!("{}/", server.endpoint()))
+        .compression(rustmon_otlp::Compression::Gzip)
         .with_env(false)
         .build()
         .unwrap();
@@ -842,11 +844,10 @@ fn an_exporter_used_alone_sends_what_it_is_given() {
 }
 
 #[test]
-fn bodies_are_left_uncompressed_when_asked() {
+fn bodies_are_uncompressed_by_default() {
     let server = TestServer::start();
     let exporter = OtlpExporter::builder()
         .endpoint(server.endpoint())
-        .compression(rustmon_otlp::Compression::None)
         .header("Authorization", "Bearer t0ken")
         .with_env(false)
         .build()

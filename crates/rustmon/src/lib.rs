@@ -44,16 +44,26 @@ pub use rustmon_diesel as diesel;
 pub use rustmon_grpc as grpc;
 #[cfg(feature = "http-client")]
 pub use rustmon_http_client as http_client;
+#[cfg(feature = "kafka")]
+pub use rustmon_kafka as kafka;
 #[cfg(feature = "net")]
 pub use rustmon_net as net;
+#[cfg(feature = "poem")]
+pub use rustmon_poem as poem;
 #[cfg(feature = "postgres")]
 pub use rustmon_postgres as postgres;
 #[cfg(feature = "redis")]
 pub use rustmon_redis as redis;
+#[cfg(feature = "rocket")]
+pub use rustmon_rocket as rocket;
 #[cfg(feature = "runtime")]
 pub use rustmon_runtime as runtime;
 #[cfg(feature = "rusqlite")]
 pub use rustmon_rusqlite as rusqlite;
+#[cfg(feature = "salvo")]
+pub use rustmon_salvo as salvo;
+#[cfg(feature = "sea-orm")]
+pub use rustmon_sea_orm as sea_orm;
 #[cfg(feature = "sqlx")]
 pub use rustmon_sqlx as sqlx;
 #[cfg(feature = "tower")]
