@@ -20,7 +20,8 @@ pub(crate) fn traces_request<'a>(
             None => scopes.push((e.plugin, vec![e])),
         }
     }
-    let mut buf = Vec::with_capacity(256 + scopes.iter().map(|(_, s)| s.len() * 320).sum::<usize>());
+    let mut buf =
+        Vec::with_capacity(256 + scopes.iter().map(|(_, s)| s.len() * 320).sum::<usize>());
     // ExportTraceServiceRequest.resource_spans = 1
     nested(&mut buf, 1, |buf| {
         // ResourceSpans.resource = 1
@@ -95,7 +96,12 @@ fn span(buf: &mut Vec<u8>, r: &EventRecord) {
             varint(buf, 1);
         }),
         Status::Error => nested(buf, 15, |buf| {
-            if let Some(m) = r.errors.first().map(|e| &e.message).filter(|m| !m.is_empty()) {
+            if let Some(m) = r
+                .errors
+                .first()
+                .map(|e| &e.message)
+                .filter(|m| !m.is_empty())
+            {
                 bytes_field(buf, 2, m.as_bytes());
             }
             key(buf, 3, VARINT);

@@ -372,7 +372,8 @@ impl OtlpExporter {
                 return;
             }
             let body = crate::encode::traces_request(resource, chunk.iter().copied());
-            self.shared.enqueue(Signal::Traces, body, chunk.len() as u64);
+            self.shared
+                .enqueue(Signal::Traces, body, chunk.len() as u64);
             chunk.clear();
         };
         for e in events {
