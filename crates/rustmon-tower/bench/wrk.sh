@@ -25,8 +25,13 @@
 # | rustmon@0.1 | 65592 | 90.2% | 2040 us | +8.5% |
 # | rustmon-noexport | 58526 | 80.5% | 1990 us | +5.9% |
 # | otel | 36529 | 50.3% | 3770 us | +100.5% |
+# actix, SUITE=actix right after (load 2.4):
+# | actix (wrk -t1 -c32 -d10s, median of 3) | req/s | vs bare | p99 | vs bare |
+# |---|---:|---:|---:|---:|
+# | bare | 49501 | 100.0% | 4160 us | +0.0% |
+# | rustmon | 45277 | 91.5% | 4030 us | -3.1% |
 # Target: rustmon >= 97% of bare with p99 within +10%: p99 met, throughput MISSED (82.7%);
-# the peer (otel) reaches 50.3%. Rounds of one mode vary by about +-10%.
+# the peer (otel) reaches 50.3%; actix 91.5%. Rounds of one mode vary by about +-10%.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target-web}
