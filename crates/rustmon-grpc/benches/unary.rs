@@ -5,6 +5,10 @@
 //!
 //! "bare": neither side layered; "layered": `GrpcClientLayer` on the client and `GrpcServerLayer`
 //! on the server (both recording into an enabled monitor). Results: see the crate README.
+//!
+//! Quiet machine, 2026-11-28 21:02 UTC: in process, client layer 2.56 us and server layer 1.96 us
+//! against 0.79 us bare (+1.77 / +1.16 us). Over loopback the calls are noise-bound: bare 324 us
+//! and, at the end of the same run, 247 us; both layers 270 us.
 
 #![allow(missing_docs)]
 

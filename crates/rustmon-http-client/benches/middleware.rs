@@ -5,6 +5,10 @@
 //!
 //! Results (see the crate README for the latest table): medians per request, `GET /` with an
 //! 11-byte body over a kept-alive HTTP/1.1 connection.
+//!
+//! Quiet machine, 2026-11-28 21:00 UTC (load average 0.1): in process, the tower layer adds
+//! 2.40 us (bare 0.66 us, layered 3.06 us). Over loopback the pairs are noise-bound: bare reqwest
+//! 394 us, empty middleware chain 372 us, rustmon 346 us, instrumented 242 us, disabled 279 us.
 
 #![allow(missing_docs)]
 
