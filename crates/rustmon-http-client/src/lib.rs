@@ -19,8 +19,8 @@
 //! - **errors**: status error for 5xx (and 4xx unless configured otherwise) with
 //!   `error.type` = the status code; failed requests with `error.type` from
 //!   [`classify_error`]: `dns`, `connection_refused`, `timeout`, `tls`, `connect`, …;
-//! - **trace**: `traceparent` injected so that the callee continues the trace (an existing
-//!   `tracestate` header is passed on unchanged).
+//! - **trace**: `traceparent` and the trace's `tracestate` injected so that the callee continues
+//!   the trace (a `tracestate` header the application set itself is kept).
 //!
 //! Which timings each client provides:
 //!
