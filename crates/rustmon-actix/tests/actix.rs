@@ -1,7 +1,6 @@
 //! The actix-web middleware under a real actix-web server on 127.0.0.1, called with a real HTTP
 //! client.
 
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -11,13 +10,11 @@ use actix_web::web::{self, Bytes as ActixBytes, ServiceConfig};
 use actix_web::{App, HttpResponse, HttpServer};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::{Request, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper::StatusCode;
 use rustmon_core::context::{FutureExt, SpanContext};
 use rustmon_core::{Kind, Monitor, Status};
 use rustmon_test::Capture;
+use rustmon_test::http::{TestClient, wait};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
@@ -25,11 +22,17 @@ use tokio::sync::{mpsc, oneshot};
 type Routes = Arc<dyn Fn(&mut ServiceConfig, Monitor) + Send + Sync>;
 
 struct Harness {
-    addr: SocketAddr,
     monitor: Monitor,
     capture: Capture,
-    client: Client<HttpConnector, Full<Bytes>>,
+    http: TestClient,
     server: actix_web::dev::ServerHandle,
+}
+
+impl std::ops::Deref for Harness {
+    type Target = TestClient;
+    fn deref(&self) -> &TestClient {
+        &self.http
+    }
 }
 
 impl Drop for Harness {
@@ -68,40 +71,17 @@ fn serve(routes: Routes) -> Harness {
         });
     });
     Harness {
-        addr,
         monitor,
         capture,
-        client: Client::builder(TokioExecutor::new()).build_http(),
+        http: TestClient::new(addr),
         server: rx.recv().unwrap(),
     }
 }
 
 impl Harness {
-    async fn send(&self, req: Request<Full<Bytes>>) -> (StatusCode, hyper::HeaderMap, Bytes) {
-        let resp = self.client.request(req).await.unwrap();
-        let (parts, body) = resp.into_parts();
-        let body = body.collect().await.unwrap().to_bytes();
-        (parts.status, parts.headers, body)
-    }
-
-    fn req(&self, method: &str, path: &str) -> hyper::http::request::Builder {
-        Request::builder()
-            .method(method)
-            .uri(format!("http://{}{path}", self.addr))
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, hyper::HeaderMap, Bytes) {
-        self.send(self.req("GET", path).body(Full::default()).unwrap())
-            .await
-    }
-
     fn config(&self, patch: serde_json::Value) {
         self.monitor.update_config("http_server", &patch).unwrap();
     }
-}
-
-fn wait<T>(f: impl FnOnce() -> T) -> T {
-    tokio::task::block_in_place(f)
 }
 
 fn routes() -> Routes {
@@ -159,7 +139,7 @@ async fn names_use_route_patterns_and_record_http_attributes() {
             .attr("url.path", "/orders/42")
             .attr("url.scheme", "http")
             .attr("server.address", "127.0.0.1")
-            .attr("server.port", i64::from(h.addr.port()))
+            .attr("server.port", i64::from(h.addr().port()))
             .attr("network.protocol.version", "1.1")
             .attr("http.response.status_code", 200_i64)
             .attr("http.response.body.size", 8_i64)
@@ -319,8 +299,7 @@ async fn bodies_are_captured_within_the_limit_and_streams_are_not_buffered() {
             .one();
     });
     let resp = h
-        .client
-        .request(h.req("GET", "/stream").body(Full::default()).unwrap())
+        .open(h.req("GET", "/stream").body(Full::default()).unwrap())
         .await
         .unwrap();
     let mut body = resp.into_body();
@@ -433,8 +412,7 @@ async fn a_panicking_handler_is_recorded_and_behaves_as_without_rustmon() {
         .route("/ok", web::get().to(|| async { "ok" }));
     }));
     let res = h
-        .client
-        .request(h.req("GET", "/panic").body(Full::default()).unwrap())
+        .open(h.req("GET", "/panic").body(Full::default()).unwrap())
         .await;
     assert!(
         res.is_err(),
@@ -449,8 +427,7 @@ async fn a_panicking_handler_is_recorded_and_behaves_as_without_rustmon() {
     let mut ok = false;
     for _ in 0..50 {
         let r = h
-            .client
-            .request(h.req("GET", "/ok").body(Full::default()).unwrap())
+            .open(h.req("GET", "/ok").body(Full::default()).unwrap())
             .await;
         if r.is_ok_and(|r| r.status() == ActixStatus::OK.as_u16()) {
             ok = true;
@@ -483,7 +460,7 @@ async fn a_request_in_flight_when_the_server_stops_is_recorded_as_cancelled() {
             }),
         );
     }));
-    let mut conn = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    let mut conn = tokio::net::TcpStream::connect(h.addr()).await.unwrap();
     conn.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
@@ -503,7 +480,7 @@ async fn a_request_in_flight_when_the_server_stops_is_recorded_as_cancelled() {
 async fn a_body_dropped_mid_stream_is_recorded_as_cancelled() {
     let feeder = Feeder::default();
     let h = serve(bodies(feeder.clone()));
-    let mut conn = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    let mut conn = tokio::net::TcpStream::connect(h.addr()).await.unwrap();
     conn.write_all(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();

@@ -1,14 +1,10 @@
 //! The poem middleware under a real poem server on 127.0.0.1, called with a real HTTP client.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::{Request, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper::StatusCode;
 use poem::endpoint::{BoxEndpoint, make};
 use poem::listener::TcpAcceptor;
 use poem::middleware::CatchPanic;
@@ -16,17 +12,24 @@ use poem::{Body, EndpointExt, Response, Route, Server, get, post};
 use rustmon_core::context::{FutureExt, SpanContext};
 use rustmon_core::{Kind, Monitor, Status};
 use rustmon_test::Capture;
+use rustmon_test::http::{TestClient, wait};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::sync::oneshot;
 
 struct Harness {
-    addr: SocketAddr,
     monitor: Monitor,
     capture: Capture,
-    client: Client<HttpConnector, Full<Bytes>>,
+    http: TestClient,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl std::ops::Deref for Harness {
+    type Target = TestClient;
+    fn deref(&self) -> &TestClient {
+        &self.http
+    }
 }
 
 impl Drop for Harness {
@@ -81,41 +84,18 @@ fn serve_endpoint(app: impl FnOnce(Monitor) -> BoxEndpoint<'static>) -> Harness 
         ),
     );
     Harness {
-        addr,
         monitor,
         capture,
-        client: Client::builder(TokioExecutor::new()).build_http(),
+        http: TestClient::new(addr),
         stop: Some(stop),
         server: Some(server),
     }
 }
 
 impl Harness {
-    async fn send(&self, req: Request<Full<Bytes>>) -> (StatusCode, hyper::HeaderMap, Bytes) {
-        let resp = self.client.request(req).await.unwrap();
-        let (parts, body) = resp.into_parts();
-        let body = body.collect().await.unwrap().to_bytes();
-        (parts.status, parts.headers, body)
-    }
-
-    fn req(&self, method: &str, path: &str) -> hyper::http::request::Builder {
-        Request::builder()
-            .method(method)
-            .uri(format!("http://{}{path}", self.addr))
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, hyper::HeaderMap, Bytes) {
-        self.send(self.req("GET", path).body(Full::default()).unwrap())
-            .await
-    }
-
     fn config(&self, patch: serde_json::Value) {
         self.monitor.update_config("http_server", &patch).unwrap();
     }
-}
-
-fn wait<T>(f: impl FnOnce() -> T) -> T {
-    tokio::task::block_in_place(f)
 }
 
 fn routes(_m: Monitor) -> Route {
@@ -186,7 +166,7 @@ async fn names_use_route_patterns_and_record_http_attributes() {
             .attr("url.path", "/orders/42")
             .attr("url.scheme", "http")
             .attr("server.address", "127.0.0.1")
-            .attr("server.port", i64::from(h.addr.port()))
+            .attr("server.port", i64::from(h.addr().port()))
             .attr("network.protocol.version", "1.1")
             .attr("http.response.status_code", 200_i64)
             .attr("http.response.body.size", 8_i64)
@@ -371,8 +351,7 @@ async fn bodies_are_captured_within_the_limit_and_streams_are_not_buffered() {
     // The first chunk reaches the client while the handler's stream is still open: the body is
     // passed through, not buffered.
     let resp = h
-        .client
-        .request(h.req("GET", "/stream").body(Full::default()).unwrap())
+        .open(h.req("GET", "/stream").body(Full::default()).unwrap())
         .await
         .unwrap();
     let mut body = resp.into_body();
@@ -493,8 +472,7 @@ async fn a_panicking_handler_is_recorded_and_the_connection_closes_as_without_ru
     // event is named `GET unmatched` (with the raw path in `url.path`).
     let h = serve(panicking);
     let res = h
-        .client
-        .request(h.req("GET", "/panic").body(Full::default()).unwrap())
+        .open(h.req("GET", "/panic").body(Full::default()).unwrap())
         .await;
     assert!(
         res.is_err(),
@@ -571,7 +549,7 @@ async fn a_request_in_flight_when_the_server_stops_is_recorded_as_cancelled() {
             })),
         )
     });
-    let mut conn = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    let mut conn = tokio::net::TcpStream::connect(h.addr()).await.unwrap();
     conn.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
@@ -592,7 +570,7 @@ async fn a_request_in_flight_when_the_server_stops_is_recorded_as_cancelled() {
 async fn a_body_dropped_mid_stream_is_recorded_as_cancelled() {
     let feeder = Feeder::default();
     let mut h = serve(bodies(feeder.clone()));
-    let mut conn = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    let mut conn = tokio::net::TcpStream::connect(h.addr()).await.unwrap();
     conn.write_all(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();

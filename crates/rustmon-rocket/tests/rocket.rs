@@ -6,10 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::{Request, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper::StatusCode;
 use rocket::config::{LogLevel, Shutdown};
 use rocket::fairing::AdHoc;
 use rocket::http::{Header, Status as RocketStatus};
@@ -19,16 +16,23 @@ use rustmon_core::context::{FutureExt, SpanContext};
 use rustmon_core::{Kind, Monitor, Status};
 use rustmon_rocket::{RequestContext, catchers_in_context, in_context};
 use rustmon_test::Capture;
+use rustmon_test::http::{TestClient, wait};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::sync::oneshot;
 
 struct Harness {
-    addr: SocketAddr,
     monitor: Monitor,
     capture: Capture,
-    client: Client<HttpConnector, Full<Bytes>>,
+    http: TestClient,
     shutdown: rocket::Shutdown,
+}
+
+impl std::ops::Deref for Harness {
+    type Target = TestClient;
+    fn deref(&self) -> &TestClient {
+        &self.http
+    }
 }
 
 impl Drop for Harness {
@@ -73,41 +77,19 @@ async fn serve(build: impl FnOnce(Rocket<Build>) -> Rocket<Build>) -> Harness {
         let error = launched.await.unwrap().err().map(|e| e.to_string());
         panic!("rocket did not launch: {error:?}");
     };
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     Harness {
-        addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
         monitor,
         capture,
-        client: Client::builder(TokioExecutor::new()).build_http(),
+        http: TestClient::new(addr),
         shutdown,
     }
 }
 
 impl Harness {
-    async fn send(&self, req: Request<Full<Bytes>>) -> (StatusCode, hyper::HeaderMap, Bytes) {
-        let resp = self.client.request(req).await.unwrap();
-        let (parts, body) = resp.into_parts();
-        let body = body.collect().await.unwrap().to_bytes();
-        (parts.status, parts.headers, body)
-    }
-
-    fn req(&self, method: &str, path: &str) -> hyper::http::request::Builder {
-        Request::builder()
-            .method(method)
-            .uri(format!("http://{}{path}", self.addr))
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, hyper::HeaderMap, Bytes) {
-        self.send(self.req("GET", path).body(Full::default()).unwrap())
-            .await
-    }
-
     fn config(&self, patch: serde_json::Value) {
         self.monitor.update_config("http_server", &patch).unwrap();
     }
-}
-
-fn wait<T>(f: impl FnOnce() -> T) -> T {
-    tokio::task::block_in_place(f)
 }
 
 #[get("/orders/<id>")]
@@ -188,7 +170,7 @@ async fn names_use_route_templates_and_record_http_attributes() {
             .attr("url.path", "/orders/42")
             .attr("url.scheme", "http")
             .attr("server.address", "127.0.0.1")
-            .attr("server.port", i64::from(h.addr.port()))
+            .attr("server.port", i64::from(h.addr().port()))
             .attr("http.response.status_code", 200_i64)
             .attr("http.response.body.size", 8_i64)
             // rocket 0.5 does not tell the HTTP version: not recorded rather than guessed.
@@ -379,8 +361,7 @@ async fn bodies_are_captured_within_the_limit_and_streams_are_not_buffered() {
     });
     // The first chunk reaches the client while the handler's stream is still open.
     let resp = h
-        .client
-        .request(h.req("GET", "/stream").body(Full::default()).unwrap())
+        .open(h.req("GET", "/stream").body(Full::default()).unwrap())
         .await
         .unwrap();
     assert!(!resp.headers().contains_key("content-length"));
@@ -609,7 +590,7 @@ async fn a_panicking_handler_is_recorded_as_an_error() {
 async fn a_body_dropped_mid_stream_is_recorded_as_cancelled() {
     let feeder = Feeder::default();
     let h = serve(bodies(feeder.clone())).await;
-    let mut conn = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    let mut conn = tokio::net::TcpStream::connect(h.addr()).await.unwrap();
     conn.write_all(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();

@@ -1,18 +1,15 @@
 //! The salvo hoop under a real salvo server on 127.0.0.1, called with a real HTTP client.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::{Request as HttpRequest, StatusCode as HttpStatus};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper::StatusCode as HttpStatus;
 use rustmon_core::context::{FutureExt, SpanContext};
 use rustmon_core::{Kind, Monitor, Status};
 use rustmon_test::Capture;
+use rustmon_test::http::{TestClient, wait};
 use salvo_core::conn::{Acceptor, Listener, TcpListener};
 use salvo_core::http::body::BodySender;
 use salvo_core::http::{HeaderValue, ResBody, StatusCode, StatusError};
@@ -76,12 +73,18 @@ where
 }
 
 struct Harness {
-    addr: SocketAddr,
     monitor: Monitor,
     capture: Capture,
-    client: Client<HttpConnector, Full<Bytes>>,
+    http: TestClient,
     handle: ServerHandle,
     server: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl std::ops::Deref for Harness {
+    type Target = TestClient;
+    fn deref(&self) -> &TestClient {
+        &self.http
+    }
 }
 
 impl Drop for Harness {
@@ -109,34 +112,15 @@ async fn serve(router: impl FnOnce(Monitor) -> Router) -> Harness {
     let handle = server.handle();
     let server = tokio::spawn(server.serve(service));
     Harness {
-        addr,
         monitor,
         capture,
-        client: Client::builder(TokioExecutor::new()).build_http(),
+        http: TestClient::new(addr),
         handle,
         server: Some(server),
     }
 }
 
 impl Harness {
-    async fn send(&self, req: HttpRequest<Full<Bytes>>) -> (HttpStatus, hyper::HeaderMap, Bytes) {
-        let resp = self.client.request(req).await.unwrap();
-        let (parts, body) = resp.into_parts();
-        let body = body.collect().await.unwrap().to_bytes();
-        (parts.status, parts.headers, body)
-    }
-
-    fn req(&self, method: &str, path: &str) -> hyper::http::request::Builder {
-        HttpRequest::builder()
-            .method(method)
-            .uri(format!("http://{}{path}", self.addr))
-    }
-
-    async fn get(&self, path: &str) -> (HttpStatus, hyper::HeaderMap, Bytes) {
-        self.send(self.req("GET", path).body(Full::default()).unwrap())
-            .await
-    }
-
     fn config(&self, patch: serde_json::Value) {
         self.monitor.update_config("http_server", &patch).unwrap();
     }
@@ -148,10 +132,6 @@ impl Harness {
             server.await.unwrap();
         }
     }
-}
-
-fn wait<T>(f: impl FnOnce() -> T) -> T {
-    tokio::task::block_in_place(f)
 }
 
 #[handler]
@@ -224,7 +204,7 @@ async fn names_use_route_templates_and_record_http_attributes() {
             .attr("url.path", "/orders/42")
             .attr("url.scheme", "http")
             .attr("server.address", "127.0.0.1")
-            .attr("server.port", i64::from(h.addr.port()))
+            .attr("server.port", i64::from(h.addr().port()))
             .attr("network.protocol.version", "1.1")
             .attr("http.response.status_code", 200_i64)
             .attr("http.response.body.size", 8_i64)
@@ -428,8 +408,7 @@ async fn bodies_are_captured_within_the_limit_and_streams_are_not_buffered() {
     // The first chunk reaches the client while the handler's stream is still open: the body is
     // passed through, not buffered.
     let resp = h
-        .client
-        .request(h.req("GET", "/stream").body(Full::default()).unwrap())
+        .open(h.req("GET", "/stream").body(Full::default()).unwrap())
         .await
         .unwrap();
     let mut body = resp.into_body();
@@ -542,8 +521,7 @@ async fn a_panicking_handler_is_recorded_and_the_connection_closes_as_without_ru
     })
     .await;
     let res = h
-        .client
-        .request(h.req("GET", "/panic").body(Full::default()).unwrap())
+        .open(h.req("GET", "/panic").body(Full::default()).unwrap())
         .await;
     assert!(
         res.is_err(),
@@ -584,7 +562,7 @@ async fn a_request_in_flight_when_the_server_stops_is_recorded_as_cancelled() {
         }))
     })
     .await;
-    let mut conn = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    let mut conn = tokio::net::TcpStream::connect(h.addr()).await.unwrap();
     conn.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
@@ -604,7 +582,7 @@ async fn a_request_in_flight_when_the_server_stops_is_recorded_as_cancelled() {
 async fn a_body_dropped_mid_stream_is_recorded_as_cancelled() {
     let (feeders, mut fed) = mpsc::unbounded_channel();
     let mut h = serve(bodies(feeders)).await;
-    let mut conn = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    let mut conn = tokio::net::TcpStream::connect(h.addr()).await.unwrap();
     conn.write_all(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();

@@ -18,6 +18,8 @@
 //! capture.expect("SELECT orders").kind(Kind::Database).child_of(&server).one();
 //! ```
 
+#[cfg(feature = "http")]
+pub mod http;
 #[cfg(feature = "otlp")]
 pub mod otlp_receiver;
 

@@ -9,27 +9,31 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue, Request, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use bytes::Bytes;
 use http_body::Frame;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use rustmon_core::context::{FutureExt, SpanContext};
 use rustmon_core::{EventRecord, Kind, Monitor, Status};
 use rustmon_test::Capture;
+use rustmon_test::http::{TestClient, wait};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
 struct Harness {
-    addr: SocketAddr,
     monitor: Monitor,
     capture: Capture,
-    client: Client<HttpConnector, Full<Bytes>>,
+    http: TestClient,
+}
+
+impl std::ops::Deref for Harness {
+    type Target = TestClient;
+    fn deref(&self) -> &TestClient {
+        &self.http
+    }
 }
 
 fn monitor() -> (Monitor, Capture) {
@@ -54,10 +58,9 @@ async fn serve_with(monitor: Monitor, capture: Capture, app: Router) -> Harness 
         .unwrap();
     });
     Harness {
-        addr,
         monitor,
         capture,
-        client: Client::builder(TokioExecutor::new()).build_http(),
+        http: TestClient::new(addr),
     }
 }
 
@@ -70,32 +73,9 @@ async fn serve(routes: impl FnOnce(Monitor) -> Router) -> Harness {
 }
 
 impl Harness {
-    async fn send(&self, req: Request<Full<Bytes>>) -> (StatusCode, HeaderMap, Bytes) {
-        let resp = self.client.request(req).await.unwrap();
-        let (parts, body) = resp.into_parts();
-        let body = body.collect().await.unwrap().to_bytes();
-        (parts.status, parts.headers, body)
-    }
-
-    fn req(&self, method: &str, path: &str) -> axum::http::request::Builder {
-        Request::builder()
-            .method(method)
-            .uri(format!("http://{}{path}", self.addr))
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, HeaderMap, Bytes) {
-        self.send(self.req("GET", path).body(Full::default()).unwrap())
-            .await
-    }
-
     fn config(&self, patch: serde_json::Value) {
         self.monitor.update_config("http_server", &patch).unwrap();
     }
-}
-
-/// Capture waits block; let the runtime's other worker go on serving meanwhile.
-fn wait<T>(f: impl FnOnce() -> T) -> T {
-    tokio::task::block_in_place(f)
 }
 
 fn routes(_: Monitor) -> Router {
@@ -144,7 +124,7 @@ async fn names_use_route_templates_and_record_http_attributes() {
             .attr("url.path", "/orders/42")
             .attr("url.scheme", "http")
             .attr("server.address", "127.0.0.1")
-            .attr("server.port", i64::from(h.addr.port()))
+            .attr("server.port", i64::from(h.addr().port()))
             .attr("network.protocol.version", "1.1")
             .attr("http.response.status_code", 200_i64)
             .attr("http.response.body.size", 8_i64)
@@ -337,8 +317,7 @@ async fn response_bodies_are_captured_within_the_limit_and_streams_are_not_buffe
 
     // Streaming with capture off: the first frame reaches the client before the second exists.
     let resp = h
-        .client
-        .request(h.req("GET", "/stream").body(Full::default()).unwrap())
+        .open(h.req("GET", "/stream").body(Full::default()).unwrap())
         .await
         .unwrap();
     let mut body = resp.into_body();
@@ -497,8 +476,7 @@ async fn a_panic_without_catch_panic_is_recorded_and_the_connection_closes_as_be
     // same as without rustmon.
     let h = serve(panicking).await;
     let err = h
-        .client
-        .request(h.req("GET", "/panic").body(Full::default()).unwrap())
+        .open(h.req("GET", "/panic").body(Full::default()).unwrap())
         .await;
     assert!(
         err.is_err(),
@@ -531,7 +509,7 @@ async fn a_request_whose_client_goes_away_is_recorded_as_cancelled() {
         )
     })
     .await;
-    let mut conn = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    let mut conn = tokio::net::TcpStream::connect(h.addr()).await.unwrap();
     conn.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
@@ -550,7 +528,7 @@ async fn a_request_whose_client_goes_away_is_recorded_as_cancelled() {
 async fn a_body_dropped_mid_stream_is_recorded_as_cancelled() {
     let feeder = Feeder::default();
     let h = serve(bodies(feeder.clone())).await;
-    let mut conn = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    let mut conn = tokio::net::TcpStream::connect(h.addr()).await.unwrap();
     conn.write_all(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
