@@ -177,12 +177,22 @@ fn key(buf: &mut Vec<u8>, tag: u32, wire: u32) {
     varint(buf, u64::from(tag << 3 | wire));
 }
 
-fn varint(buf: &mut Vec<u8>, mut v: u64) {
+fn varint(buf: &mut Vec<u8>, v: u64) {
+    let (bytes, n) = varint_bytes(v);
+    buf.extend_from_slice(&bytes[..n]);
+}
+
+/// `v` as a protobuf varint, on the stack: the bytes and how many are used.
+fn varint_bytes(mut v: u64) -> ([u8; 10], usize) {
+    let mut out = [0u8; 10];
+    let mut n = 0;
     while v >= 0x80 {
-        buf.push(v as u8 | 0x80);
+        out[n] = v as u8 | 0x80;
         v >>= 7;
+        n += 1;
     }
-    buf.push(v as u8);
+    out[n] = v as u8;
+    (out, n + 1)
 }
 
 fn fixed64(buf: &mut Vec<u8>, tag: u32, v: u64) {
@@ -210,12 +220,10 @@ fn nested(buf: &mut Vec<u8>, tag: u32, f: impl FnOnce(&mut Vec<u8>)) {
         buf[at] = len as u8;
         return;
     }
-    let mut prefix = Vec::with_capacity(10);
-    varint(&mut prefix, len as u64);
-    let extra = prefix.len() - 1;
-    buf.resize(buf.len() + extra, 0);
-    buf.copy_within(at + 1..at + 1 + len, at + 1 + extra);
-    buf[at..at + prefix.len()].copy_from_slice(&prefix);
+    let (prefix, n) = varint_bytes(len as u64);
+    buf.resize(buf.len() + n - 1, 0);
+    buf.copy_within(at + 1..at + 1 + len, at + n);
+    buf[at..at + n].copy_from_slice(&prefix[..n]);
 }
 
 #[cfg(test)]
