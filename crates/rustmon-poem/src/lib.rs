@@ -44,11 +44,11 @@ use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use pin_project_lite::pin_project;
 use poem::PathPattern;
-use poem::http::header::{self, HeaderMap};
-use poem::http::{StatusCode, Version};
+use poem::http::StatusCode;
+use poem::http::header;
 use poem::{Body, Endpoint, IntoResponse, Middleware, Request, Response};
 use rustmon_core::context;
-use rustmon_tower::{RequestHead, RequestRecord, ResponseBody, ServerRecorder};
+use rustmon_tower::{RequestHead, RequestRecord, ResponseBody, ServerRecorder, protocol_version};
 
 /// The poem middleware: records one server event per request.
 ///
@@ -115,27 +115,6 @@ impl<E> fmt::Debug for MonitorEndpoint<E> {
     }
 }
 
-struct PoemHeaders<'a>(&'a HeaderMap);
-
-impl rustmon_tower::Headers for PoemHeaders<'_> {
-    fn each(&self, f: &mut dyn FnMut(&str, &[u8])) {
-        for (name, value) in self.0 {
-            f(name.as_str(), value.as_bytes());
-        }
-    }
-}
-
-fn version_str(v: Version) -> &'static str {
-    match v {
-        Version::HTTP_09 => "0.9",
-        Version::HTTP_10 => "1.0",
-        Version::HTTP_11 => "1.1",
-        Version::HTTP_2 => "2",
-        Version::HTTP_3 => "3",
-        _ => "other",
-    }
-}
-
 impl<E: Endpoint> MonitorEndpoint<E> {
     /// Starts the request's event, or `None` when not monitoring or the route is ignored.
     fn start(&self, req: &Request) -> Option<RequestRecord> {
@@ -150,7 +129,7 @@ impl<E: Endpoint> MonitorEndpoint<E> {
                 .authority()
                 .map(|a| a.as_str())
                 .or_else(|| headers.get(header::HOST)?.to_str().ok()),
-            version: version_str(req.version()),
+            version: protocol_version(req.version()),
             user_agent: headers.get(header::USER_AGENT).map(|v| v.as_bytes()),
             content_length: headers
                 .get(header::CONTENT_LENGTH)
@@ -159,7 +138,7 @@ impl<E: Endpoint> MonitorEndpoint<E> {
             tracestate: headers.get("tracestate").map(|v| v.as_bytes()),
             client_addr: req.remote_addr().as_socket_addr().copied(),
         };
-        self.recorder.start(&head, &PoemHeaders(headers))
+        self.recorder.start(&head, headers)
     }
 
     fn monitored(
@@ -282,7 +261,7 @@ fn respond(
         }
     }
     let status: StatusCode = resp.status();
-    let body = record.respond(status.as_u16(), &PoemHeaders(resp.headers()));
+    let body = record.respond(status.as_u16(), resp.headers());
     let inner: BoxBody<Bytes, io::Error> = resp.take_body().into();
     resp.set_body(Body::from(BoxBody::new(ResponseBody::monitored(
         inner, body,

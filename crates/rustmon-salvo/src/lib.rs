@@ -40,10 +40,10 @@ use std::task::{Context, Poll};
 use http_body_util::BodyExt;
 use pin_project_lite::pin_project;
 use rustmon_core::context;
-use rustmon_tower::{RequestHead, RequestRecord, ResponseBody, ServerRecorder};
+use rustmon_tower::{RequestHead, RequestRecord, ResponseBody, ServerRecorder, protocol_version};
 use salvo_core::http::header;
 use salvo_core::http::uri::Scheme;
-use salvo_core::http::{ResBody, StatusCode, Version};
+use salvo_core::http::{ResBody, StatusCode};
 use salvo_core::{Depot, FlowCtrl, Handler, Request, Response, async_trait};
 
 /// The salvo hoop: records one server event per request.
@@ -118,7 +118,7 @@ impl Monitor {
                 .authority()
                 .map(|a| a.as_str())
                 .or_else(|| headers.get(header::HOST)?.to_str().ok()),
-            version: version_str(req.version()),
+            version: protocol_version(req.version()),
             user_agent: headers.get(header::USER_AGENT).map(|v| v.as_bytes()),
             content_length: headers
                 .get(header::CONTENT_LENGTH)
@@ -131,17 +131,6 @@ impl Monitor {
                 .or_else(|| remote.as_ipv6().map(|a| SocketAddr::V6(*a))),
         };
         self.recorder.start(&head, headers)
-    }
-}
-
-fn version_str(v: Version) -> &'static str {
-    match v {
-        Version::HTTP_09 => "0.9",
-        Version::HTTP_10 => "1.0",
-        Version::HTTP_11 => "1.1",
-        Version::HTTP_2 => "2",
-        Version::HTTP_3 => "3",
-        _ => "other",
     }
 }
 

@@ -151,7 +151,9 @@ impl<S: fmt::Debug, R> fmt::Debug for MonitorService<S, R> {
     }
 }
 
-fn version_str(v: Version) -> &'static str {
+/// `network.protocol.version` for an `http` crate version: `1.0`, `1.1`, `2`, … (for adapters
+/// of frameworks built on the `http` crate).
+pub fn protocol_version(v: Version) -> &'static str {
     match v {
         Version::HTTP_09 => "0.9",
         Version::HTTP_10 => "1.0",
@@ -225,7 +227,7 @@ impl<S, R: MatchRoute> MonitorService<S, R> {
                 .authority()
                 .map(|a| a.as_str())
                 .or_else(|| headers.get(http::header::HOST)?.to_str().ok()),
-            version: version_str(req.version()),
+            version: protocol_version(req.version()),
             user_agent: headers.get(http::header::USER_AGENT).map(|v| v.as_bytes()),
             content_length: headers
                 .get(http::header::CONTENT_LENGTH)

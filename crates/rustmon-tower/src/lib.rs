@@ -55,7 +55,7 @@ mod route;
 
 pub use body::ResponseBody;
 pub use config::{HttpServerConfig, MAX_BODY_CAPTURE, is_sensitive_header};
-pub use layer::{MonitorLayer, MonitorService, ResponseFuture};
+pub use layer::{MonitorLayer, MonitorService, ResponseFuture, protocol_version};
 pub use names::UNMATCHED;
 pub use recorder::{
     BodyRecord, Headers, RequestHead, RequestRecord, RouteSlot, ServerRecorder, panic_message,
