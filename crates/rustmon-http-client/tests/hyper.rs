@@ -172,6 +172,9 @@ async fn pooled_connections_record_no_connect_time_and_dropped_bodies_end_the_ev
             .await
             .unwrap();
         resp.into_body().collect().await.unwrap();
+        // hyper hands the connection back to its pool from the connection task, after the body
+        // ends: give it that moment, or the next request races it and dials a second connection.
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let resp = client
         .clone()
