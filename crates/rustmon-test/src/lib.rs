@@ -22,6 +22,8 @@
 pub mod http;
 #[cfg(feature = "otlp")]
 pub mod otlp_receiver;
+#[cfg(feature = "web")]
+pub mod web;
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
