@@ -93,6 +93,7 @@ impl rustmon_test::web::Server for Actix {
     const BEHAVIOUR: Behaviour = Behaviour {
         http_version: true,
         route_before_handler: true,
+        error_bodies_counted: true,
         error: Some(FrameworkError {
             error_type: Some("actix_web::Error"),
             body_is_message: true,

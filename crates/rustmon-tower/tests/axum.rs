@@ -67,6 +67,7 @@ impl<const CATCH_PANIC: bool> web::Server for Axum<CATCH_PANIC> {
     const BEHAVIOUR: Behaviour = Behaviour {
         http_version: true,
         route_before_handler: true,
+        error_bodies_counted: true,
         error: None,
         // Without a catch-panic layer, axum's connection task panics and hyper closes the
         // connection without an answer; rustmon records the panic and lets it continue.
