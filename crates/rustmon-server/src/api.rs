@@ -12,9 +12,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value as Json, json};
 
+use crate::histogram::bucket_lower;
 use crate::metrics::SelfMetrics;
 use crate::model::{KIND_NAMES, STATUS_ERROR, format_ns, hex, kind_from_name, parse_hex};
-use crate::store::rollup::{Agg, MINUTE_NS};
+use crate::store::rollup::{Agg, ErrorAgg, MINUTE_NS};
 use crate::store::{ConfigStatus, OpRow, Order, SpanQuery, Store, StoreError};
 
 /// State of the API.
@@ -134,6 +135,19 @@ impl Params {
         Ok((from, to))
     }
 
+    /// `limit`: an integer from 1 to `max`, `default` when absent.
+    fn limit(&self, default: usize, max: usize) -> Result<usize, ApiError> {
+        match self.get("limit") {
+            None => Ok(default),
+            Some(s) => match s.parse::<usize>() {
+                Ok(n) if (1..=max).contains(&n) => Ok(n),
+                _ => Err(ApiError::bad(format!(
+                    "invalid `limit` {s:?}: expected an integer from 1 to {max}"
+                ))),
+            },
+        }
+    }
+
     fn kind(&self) -> Result<Option<u8>, ApiError> {
         self.get("kind")
             .map(|k| {
@@ -208,6 +222,23 @@ fn entry_filter(rows: &[OpRow]) -> impl Fn(&OpRow) -> bool + use<> {
         .map(|r| r.service.clone())
         .collect();
     move |r: &OpRow| !with_entry.contains(&r.service) || matches!(r.kind, 2 | 5)
+}
+
+/// Which rows an operation view covers: one operation (`name`, and `kind` if given), or without
+/// a name the spans of `kind`, or the service's requests (see [`entry_filter`]).
+fn op_filter(
+    name: Option<String>,
+    kind: Option<u8>,
+    rows: &[OpRow],
+) -> impl Fn(&OpRow) -> bool + use<> {
+    let entry = entry_filter(rows);
+    move |r: &OpRow| match &name {
+        Some(n) => n == &r.name && kind.is_none_or(|k| k == r.kind),
+        None => match kind {
+            Some(k) => k == r.kind,
+            None => entry(r),
+        },
+    }
 }
 
 async fn blocking<T: Send + 'static>(
@@ -354,19 +385,9 @@ async fn timeseries(
         let start = from / MINUTE_NS * MINUTE_NS;
         let (fm, tm) = minutes(from, to);
         let rows = prefer_agent(api.store.op_rows(Some(&service), fm, tm)?);
-        let entry = entry_filter(&rows);
+        let keep = op_filter(name.clone(), kind, &rows);
         let mut series: Vec<Agg> = vec![Agg::default(); buckets as usize + 1];
-        for r in &rows {
-            let keep = match &name {
-                Some(n) => n == &r.name && kind.is_none_or(|k| k == r.kind),
-                None => match kind {
-                    Some(k) => k == r.kind,
-                    None => entry(r),
-                },
-            };
-            if !keep {
-                continue;
-            }
+        for r in rows.iter().filter(|r| keep(r)) {
             let t = r.minute * MINUTE_NS;
             let i = (t.saturating_sub(start) / step) as usize;
             if let Some(b) = series.get_mut(i) {
@@ -395,6 +416,118 @@ async fn timeseries(
         .into_response())
     })
     .await
+}
+
+async fn histogram(
+    State(api): State<Api>,
+    Path(service): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    let p = Params::parse(q, &["from", "to", "name", "kind"], false)?;
+    let (from, to) = p.range()?;
+    let kind = p.kind()?;
+    let name = p.get("name").map(str::to_string);
+    blocking(move || {
+        let (fm, tm) = minutes(from, to);
+        let rows = prefer_agent(api.store.op_rows(Some(&service), fm, tm)?);
+        let keep = op_filter(name.clone(), kind, &rows);
+        let mut all = Agg::default();
+        for r in rows.iter().filter(|r| keep(r)) {
+            all.merge(&r.agg);
+        }
+        let zero = all.hist.zero_count();
+        let zero_bucket =
+            (zero > 0).then(|| json!({"lower_ms": 0.0, "upper_ms": 0.0, "count": zero}));
+        let buckets: Vec<Json> = zero_bucket
+            .into_iter()
+            .chain(all.hist.buckets().map(|(i, count)| {
+                json!({
+                    "lower_ms": ms(bucket_lower(i)),
+                    "upper_ms": ms(bucket_lower(i + 1)),
+                    "count": count,
+                })
+            }))
+            .collect();
+        Ok(axum::Json(json!({
+            "service": service, "name": name, "kind": kind.map(|k| KIND_NAMES[k as usize % 6]),
+            "from": format_ns(from), "to": format_ns(to), "count": all.count,
+            "p50_ms": pct(&all, 0.5), "p95_ms": pct(&all, 0.95), "p99_ms": pct(&all, 0.99),
+            "buckets": buckets,
+        }))
+        .into_response())
+    })
+    .await
+}
+
+async fn errors(State(api): State<Api>, RawQuery(q): RawQuery) -> ApiResult {
+    let p = Params::parse(q, &["from", "to", "service", "limit"], false)?;
+    let service = p.get("service").map(str::to_string);
+    error_groups(api, service, &p).await
+}
+
+async fn service_errors(
+    State(api): State<Api>,
+    Path(service): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    let p = Params::parse(q, &["from", "to", "limit"], false)?;
+    error_groups(api, Some(service), &p).await
+}
+
+/// Error groups over the range, merged across minutes, most frequent first.
+async fn error_groups(api: Api, service: Option<String>, p: &Params) -> ApiResult {
+    let (from, to) = p.range()?;
+    let limit = p.limit(100, 1000)?;
+    blocking(move || {
+        let (fm, tm) = minutes(from, to);
+        let mut groups: HashMap<(String, String, String), ErrorAgg> = HashMap::new();
+        for r in api.store.error_rows(service.as_deref(), fm, tm)? {
+            groups
+                .entry((r.service, r.error_type, r.fingerprint))
+                .or_default()
+                .merge(&r.agg);
+        }
+        let total: u64 = groups.values().map(|a| a.count).sum();
+        let mut list: Vec<_> = groups.into_iter().collect();
+        list.sort_by(|a, b| (b.1.count, b.1.last_ns, &a.0).cmp(&(a.1.count, a.1.last_ns, &b.0)));
+        let truncated = list.len() > limit;
+        let list: Vec<Json> = list
+            .iter()
+            .take(limit)
+            .map(|(k, a)| error_group_json(k, a))
+            .collect();
+        Ok(axum::Json(json!({
+            "service": service, "from": format_ns(from), "to": format_ns(to),
+            "total": total, "truncated": truncated, "groups": list,
+        }))
+        .into_response())
+    })
+    .await
+}
+
+fn error_group_json(
+    (service, error_type, fingerprint): &(String, String, String),
+    a: &ErrorAgg,
+) -> Json {
+    let mut ops = a.ops.clone();
+    ops.sort_by(|x, y| y.2.cmp(&x.2).then_with(|| x.1.cmp(&y.1)));
+    json!({
+        "service": service,
+        "type": error_type,
+        "fingerprint": fingerprint,
+        "message": a.message,
+        "count": a.count,
+        "first_seen": format_ns(a.first_ns),
+        "last_seen": format_ns(a.last_ns),
+        "first_seen_unix_nano": a.first_ns,
+        "last_seen_unix_nano": a.last_ns,
+        "operations": ops.iter().map(|(k, n, c)| json!({
+            "kind": KIND_NAMES[*k as usize % 6], "name": n, "count": c,
+        })).collect::<Vec<_>>(),
+        "examples": a.examples.iter().map(|e| json!({
+            "trace_id": hex(&e.trace_id), "span_id": hex(&e.span_id), "start": format_ns(e.start_ns),
+        })).collect::<Vec<_>>(),
+    })
 }
 
 async fn traces(State(api): State<Api>, RawQuery(q): RawQuery) -> ApiResult {
@@ -441,17 +574,7 @@ async fn traces(State(api): State<Api>, RawQuery(q): RawQuery) -> ApiResult {
             )));
         }
     };
-    let limit = match p.get("limit") {
-        Some(s) => match s.parse::<usize>() {
-            Ok(n) if (1..=1000).contains(&n) => n,
-            _ => {
-                return Err(ApiError::bad(format!(
-                    "invalid `limit` {s:?}: expected an integer from 1 to 1000"
-                )));
-            }
-        },
-        None => 20,
-    };
+    let limit = p.limit(20, 1000)?;
     let order = match p.get("sort") {
         None | Some("newest") => Order::Newest,
         Some("slowest") => Order::Slowest,
@@ -819,10 +942,13 @@ pub fn router(api: Api) -> Router {
         .route("/api/v1/services", get(services))
         .route("/api/v1/services/{service}/operations", get(operations))
         .route("/api/v1/services/{service}/timeseries", get(timeseries))
+        .route("/api/v1/services/{service}/histogram", get(histogram))
+        .route("/api/v1/services/{service}/errors", get(service_errors))
         .route("/api/v1/services/{service}/queries", get(queries))
         .route("/api/v1/services/{service}/metrics", get(metrics_api))
         .route("/api/v1/traces", get(traces))
         .route("/api/v1/traces/{trace_id}", get(trace))
+        .route("/api/v1/errors", get(errors))
         .route("/api/v1/dependencies", get(dependencies))
         .route("/api/v1/config/{service}", get(get_config).put(put_config))
         .route(

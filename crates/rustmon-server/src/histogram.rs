@@ -89,6 +89,26 @@ impl Histogram {
         self.zero + self.counts.iter().sum::<u64>()
     }
 
+    /// Values that were zero.
+    pub fn zero_count(&self) -> u64 {
+        self.zero
+    }
+
+    /// `(index, count)` of every bucket from the first to the last non-empty one, empty ones
+    /// between included; bucket `i` holds values in `(bucket_lower(i), bucket_lower(i + 1)]`.
+    pub fn buckets(&self) -> impl Iterator<Item = (i32, u64)> + '_ {
+        let first = self.counts.iter().position(|&c| c > 0).unwrap_or(0);
+        let last = self
+            .counts
+            .iter()
+            .rposition(|&c| c > 0)
+            .map_or(0, |l| l + 1);
+        self.counts[first..last.max(first)]
+            .iter()
+            .enumerate()
+            .map(move |(k, &c)| (self.offset + (first + k) as i32, c))
+    }
+
     /// The value at quantile `q` (0..=1): the geometric middle of the bucket holding it.
     pub fn quantile(&self, q: f64) -> Option<f64> {
         let total = self.count();
@@ -180,5 +200,20 @@ mod tests {
         assert_eq!(a.count(), 3);
         let back = Histogram::from_bytes(&a.to_bytes()).unwrap();
         assert_eq!(back, a);
+    }
+
+    #[test]
+    fn buckets_span_the_recorded_values() {
+        let mut h = Histogram::new();
+        assert_eq!(h.buckets().count(), 0);
+        for v in [1_000_000u64, 1_000_000, 4_000_000, 0] {
+            h.record(v);
+        }
+        let b: Vec<(i32, u64)> = h.buckets().collect();
+        assert_eq!(b.len(), 17, "two octaves of 8 buckets, both ends included");
+        assert_eq!(b.iter().map(|x| x.1).sum::<u64>() + h.zero_count(), 4);
+        let (first, last) = (b[0].0, b[16].0);
+        assert!(bucket_lower(first) < 1e6 && 1e6 <= bucket_lower(first + 1));
+        assert!(bucket_lower(last) < 4e6 && 4e6 <= bucket_lower(last + 1));
     }
 }

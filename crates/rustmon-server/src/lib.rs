@@ -8,6 +8,7 @@
 pub mod api;
 pub mod codec;
 pub mod config;
+pub mod errors;
 pub mod fingerprint;
 pub mod histogram;
 pub mod ingest;

@@ -171,3 +171,86 @@ fn agent_red_metrics_replace_sampled_spans() {
     assert_eq!(v["operations"], clients_before);
     c.stop();
 }
+
+/// Trace searches over several sealed segments and the in-memory table find what a full scan
+/// of the sent spans finds (the search skips blocks by their operation summaries).
+#[test]
+fn searches_across_segments_find_the_best_matches() {
+    let dir = TempDir::new("search");
+    let c = Collector::start(&dir.0, &["--seal-interval", "1s"]);
+    let mut rng = Rng::new(11);
+    let mut sent = Vec::new();
+    for batch in 0..5u64 {
+        let rs = service_spans(
+            &mut rng,
+            "svc",
+            250,
+            now_ns() - (30 - batch) * 60_000_000_000,
+        );
+        sent.extend(rs.scope_spans[0].spans.clone());
+        let req = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
+            resource_spans: vec![rs],
+        };
+        post(&format!("{}/v1/traces", c.otlp_http), req.encode_to_vec());
+        if batch < 4 {
+            let want = (batch + 1) * 1000;
+            wait_for("the batch to be sealed", || {
+                c.ok("/api/v1/health")["sealed_spans"] == want
+            });
+        }
+    }
+    let dur = |s: &opentelemetry_proto::tonic::trace::v1::Span| {
+        s.end_time_unix_nano - s.start_time_unix_nano
+    };
+    let found = |q: &str, field: &str| -> Vec<u64> {
+        let v = c.ok(&format!("/api/v1/traces?service=svc&from=-1h&{q}"));
+        v["traces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| match field {
+                "duration" => (t["duration_ms"].as_f64().unwrap() * 1e6).round() as u64,
+                _ => t["start_unix_nano"].as_u64().unwrap(),
+            })
+            .collect()
+    };
+    let top = |mut v: Vec<u64>, n: usize| {
+        v.sort_unstable_by(|a, b| b.cmp(a));
+        v.truncate(n);
+        v
+    };
+    let server = |s: &&opentelemetry_proto::tonic::trace::v1::Span| s.kind == 2;
+    let slowest = top(sent.iter().filter(server).map(dur).collect(), 10);
+    assert_eq!(
+        found("kind=server&sort=slowest&limit=10", "duration"),
+        slowest
+    );
+    let route = "GET /orders/{id}";
+    let slowest = top(
+        sent.iter().filter(|s| s.name == route).map(dur).collect(),
+        5,
+    );
+    let q = format!("name={}&sort=slowest&limit=5", route.replace(' ', "%20"));
+    assert_eq!(found(&q, "duration"), slowest);
+    let failed = top(
+        sent.iter()
+            .filter(|s| s.status.as_ref().is_some_and(|st| st.code == 2))
+            .map(|s| s.start_time_unix_nano)
+            .collect(),
+        3,
+    );
+    assert_eq!(found("status=error&limit=3", "start"), failed);
+    // one match per trace: the newest of its spans of 150 ms or more
+    let mut long: Vec<&[u8]> = sent
+        .iter()
+        .filter(|s| dur(s) >= 150_000_000)
+        .map(|s| s.trace_id.as_slice())
+        .collect();
+    long.sort_unstable();
+    long.dedup();
+    assert_eq!(
+        found("min_duration_ms=150&limit=1000", "start").len(),
+        long.len()
+    );
+    c.stop();
+}

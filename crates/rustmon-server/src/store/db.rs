@@ -5,9 +5,11 @@ use std::path::Path;
 use rusqlite::functions::FunctionFlags;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::rollup::{Agg, Rollups};
+use super::rollup::{
+    Agg, ErrorAgg, ErrorExample, ErrorKey, MAX_ERROR_GROUPS, OTHER_ERRORS, Rollups,
+};
 use crate::histogram::Histogram;
-use crate::model::MetricPoint;
+use crate::model::{MetricPoint, hex, parse_hex};
 
 const SCHEMA: &str = "
 PRAGMA journal_mode=WAL;
@@ -29,6 +31,12 @@ CREATE TABLE IF NOT EXISTS edge_rollups(
   minute INTEGER NOT NULL, caller TEXT NOT NULL, callee TEXT NOT NULL,
   count INTEGER NOT NULL, errors INTEGER NOT NULL, sum_ns INTEGER NOT NULL, hist BLOB NOT NULL,
   PRIMARY KEY(minute, caller, callee)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS error_rollups(
+  service TEXT NOT NULL, minute INTEGER NOT NULL, type TEXT NOT NULL, fingerprint TEXT NOT NULL,
+  count INTEGER NOT NULL, first_ns INTEGER NOT NULL, last_ns INTEGER NOT NULL, message TEXT NOT NULL,
+  ops TEXT NOT NULL, examples TEXT NOT NULL,
+  PRIMARY KEY(service, minute, type, fingerprint)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS error_rollups_minute ON error_rollups(minute);
 CREATE TABLE IF NOT EXISTS metric_points(
   service TEXT NOT NULL, name TEXT NOT NULL, unit TEXT NOT NULL, kind TEXT NOT NULL, time_ns INTEGER NOT NULL,
   attributes TEXT NOT NULL, value REAL NOT NULL, count INTEGER);
@@ -127,7 +135,136 @@ pub fn merge_rollups(c: &Connection, r: &Rollups, source: i64) -> rusqlite::Resu
             a.hist.to_bytes()
         ])?;
     }
+    for (k, a) in r.errors.iter() {
+        merge_error_group(c, k, a)?;
+    }
     Ok(())
+}
+
+/// Adds one error group to its row, or to the overflow group of its service and minute when
+/// that minute already has [`MAX_ERROR_GROUPS`] others.
+fn merge_error_group(c: &Connection, k: &ErrorKey, a: &ErrorAgg) -> rusqlite::Result<()> {
+    let (key, mut agg) = match error_group(c, k)? {
+        Some(stored) => (k.clone(), stored),
+        None if !k.is_other() && error_groups_in_minute(c, k)? >= MAX_ERROR_GROUPS => {
+            let other = k.other();
+            let stored = error_group(c, &other)?.unwrap_or_default();
+            (other, stored)
+        }
+        None => (k.clone(), ErrorAgg::default()),
+    };
+    agg.merge(a);
+    let ops: Vec<(u8, &str, u64)> = agg
+        .ops
+        .iter()
+        .map(|(k, n, c)| (*k, n.as_str(), *c))
+        .collect();
+    let examples: Vec<(String, String, u64)> = agg
+        .examples
+        .iter()
+        .map(|e| (hex(&e.trace_id), hex(&e.span_id), e.start_ns))
+        .collect();
+    c.prepare_cached(
+        "INSERT OR REPLACE INTO error_rollups(service,minute,type,fingerprint,count,first_ns,last_ns,message,ops,examples)
+         VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+    )?
+    .execute(params![
+        &*key.service,
+        key.minute as i64,
+        key.error_type,
+        key.fingerprint,
+        agg.count as i64,
+        agg.first_ns as i64,
+        agg.last_ns as i64,
+        agg.message,
+        serde_json::to_string(&ops).unwrap_or_default(),
+        serde_json::to_string(&examples).unwrap_or_default(),
+    ])?;
+    Ok(())
+}
+
+fn error_groups_in_minute(c: &Connection, k: &ErrorKey) -> rusqlite::Result<usize> {
+    c.prepare_cached(
+        "SELECT count(*) FROM error_rollups WHERE service=?1 AND minute=?2 AND type<>?3",
+    )?
+    .query_row(params![&*k.service, k.minute as i64, OTHER_ERRORS], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|n| n as usize)
+}
+
+fn error_group(c: &Connection, k: &ErrorKey) -> rusqlite::Result<Option<ErrorAgg>> {
+    c.prepare_cached(
+        "SELECT count,first_ns,last_ns,message,ops,examples FROM error_rollups
+         WHERE service=?1 AND minute=?2 AND type=?3 AND fingerprint=?4",
+    )?
+    .query_row(
+        params![&*k.service, k.minute as i64, k.error_type, k.fingerprint],
+        error_agg_from,
+    )
+    .optional()
+}
+
+/// Reads columns `count, first_ns, last_ns, message, ops, examples` from index 0 of `r`.
+fn error_agg_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<ErrorAgg> {
+    let ops: String = r.get(4)?;
+    let examples: String = r.get(5)?;
+    let examples: Vec<(String, String, u64)> = serde_json::from_str(&examples).unwrap_or_default();
+    Ok(ErrorAgg {
+        count: r.get::<_, i64>(0)? as u64,
+        first_ns: r.get::<_, i64>(1)? as u64,
+        last_ns: r.get::<_, i64>(2)? as u64,
+        message: r.get(3)?,
+        ops: serde_json::from_str(&ops).unwrap_or_default(),
+        examples: examples
+            .into_iter()
+            .filter_map(|(t, s, start_ns)| {
+                Some(ErrorExample {
+                    trace_id: parse_hex(&t)?,
+                    span_id: parse_hex(&s)?,
+                    start_ns,
+                })
+            })
+            .collect(),
+    })
+}
+
+/// One error group rollup row.
+#[derive(Debug, Clone)]
+pub struct ErrorRow {
+    /// Service.
+    pub service: String,
+    /// Minute.
+    pub minute: u64,
+    /// Error type.
+    pub error_type: String,
+    /// Message fingerprint.
+    pub fingerprint: String,
+    /// Aggregate.
+    pub agg: ErrorAgg,
+}
+
+/// Error group rollups for minutes in `[from, to)`, optionally for one service.
+pub fn error_rows(
+    c: &Connection,
+    service: Option<&str>,
+    from_min: u64,
+    to_min: u64,
+) -> rusqlite::Result<Vec<ErrorRow>> {
+    let mut st = c.prepare_cached(
+        "SELECT count,first_ns,last_ns,message,ops,examples,service,minute,type,fingerprint FROM error_rollups
+         WHERE minute>=?1 AND minute<?2 AND (?3 IS NULL OR service=?3)",
+    )?;
+    let rows = st.query_map(params![from_min as i64, to_min as i64, service], |r| {
+        Ok(ErrorRow {
+            agg: error_agg_from(r)?,
+            service: r.get(6)?,
+            minute: r.get::<_, i64>(7)? as u64,
+            error_type: r.get(8)?,
+            fingerprint: r.get(9)?,
+        })
+    })?;
+    rows.collect()
 }
 
 fn agg_from(count: i64, errors: i64, sum: i64, rows: i64, hist: &[u8]) -> Agg {

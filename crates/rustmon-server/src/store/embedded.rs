@@ -1,6 +1,7 @@
 //! The embedded store: WAL + in-memory table → sealed columnar segments; SQLite for the rest.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,14 +17,14 @@ use rustc_hash::FxHashMap;
 
 use super::db;
 use super::rollup::{Agg, Linker, MINUTE_NS, Rollups};
-use super::segment::{self, Block, SegmentMeta};
+use super::segment::{self, Block, BlockOp, SegmentMeta};
 use super::wal::{self, Wal};
 use super::{
-    Ack, ConfigEntry, ConfigStatus, MetricInfo, OpRow, Order, SpanQuery, Store, StoreError,
-    StoreStats,
+    Ack, ConfigEntry, ConfigStatus, ErrorRow, MetricInfo, OpRow, Order, SpanQuery, Store,
+    StoreError, StoreStats,
 };
 use crate::metrics::SelfMetrics;
-use crate::model::{MetricPoint, SpanRecord, convert_traces};
+use crate::model::{MetricPoint, STATUS_ERROR, SpanRecord, convert_traces};
 
 /// Tuning of the embedded store.
 #[derive(Debug, Clone)]
@@ -500,6 +501,7 @@ fn retention(inner: &Inner) -> Result<(), StoreError> {
     tx.execute("DELETE FROM op_rollups WHERE minute < ?1", [cm])?;
     tx.execute("DELETE FROM db_rollups WHERE minute < ?1", [cm])?;
     tx.execute("DELETE FROM edge_rollups WHERE minute < ?1", [cm])?;
+    tx.execute("DELETE FROM error_rollups WHERE minute < ?1", [cm])?;
     tx.execute(
         "DELETE FROM metric_points WHERE time_ns < ?1",
         [cutoff as i64],
@@ -717,97 +719,29 @@ impl Store for EmbeddedStore {
     }
 
     fn search(&self, q: &SpanQuery) -> Result<Vec<SpanRecord>, StoreError> {
-        let key = |start: u64, dur: u64| match q.order {
-            Order::Newest => start,
-            Order::Slowest => dur,
-        };
-        let mut cands: Vec<Candidate> = Vec::new();
+        let mut found = Matches::new(q);
         let (sealing, segments) = {
             let v = self.inner.view.read().unwrap_or_else(|e| e.into_inner());
-            for s in &v.active.spans {
-                if mem_matches(q, s) {
-                    cands.push(Candidate {
-                        key: key(s.start_ns, s.duration_ns),
-                        trace: s.trace_id,
-                        found: Found::Mem(s.clone()),
-                    });
-                }
-            }
+            v.active.spans.iter().for_each(|s| found.add_mem(s));
             (v.sealing.clone(), v.segments.clone())
         };
         for m in &sealing {
-            for s in &m.spans {
-                if mem_matches(q, s) {
-                    cands.push(Candidate {
-                        key: key(s.start_ns, s.duration_ns),
-                        trace: s.trace_id,
-                        found: Found::Mem(s.clone()),
-                    });
-                }
-            }
+            m.spans.iter().for_each(|s| found.add_mem(s));
         }
-        let mut blocks: HashMap<(usize, usize), Block> = HashMap::new();
-        for (si, s) in segments.iter().enumerate() {
-            if s.meta.max_start < q.from_ns || s.meta.min_start >= q.to_ns {
-                continue;
+        found.prune_if_full();
+        let mut files: HashMap<usize, File> = HashMap::new();
+        for p in plan_blocks(&segments, q) {
+            if found.cannot_improve(p.bound) {
+                break;
             }
-            if let Some(svc) = &q.service {
-                if !s.meta.services.iter().any(|x| x == svc) {
-                    continue;
-                }
-            }
-            let mut f = File::open(&s.path)?;
-            for (bi, b) in s.meta.blocks.iter().enumerate() {
-                if b.max_start < q.from_ns || b.min_start >= q.to_ns {
-                    continue;
-                }
-                let block = Block::read(&mut f, b)?;
-                let mut any = false;
-                for i in 0..block.len() {
-                    if matches_core(
-                        q,
-                        block.service(i),
-                        block.name(i),
-                        block.kind(i),
-                        block.start(i),
-                        block.duration(i),
-                        block.status(i),
-                    ) && q.attrs.iter().all(|(k, v)| block.attr_matches(i, k, v))
-                    {
-                        any = true;
-                        cands.push(Candidate {
-                            key: key(block.start(i), block.duration(i)),
-                            trace: block.trace_ids[i],
-                            found: Found::Seg(si, bi, i),
-                        });
-                    }
-                }
-                if any {
-                    blocks.insert((si, bi), block);
-                }
-                // keep memory bounded: prune to the best candidates now and then
-                if cands.len() > 64 * q.limit.max(1) + 100_000 {
-                    prune(&mut cands, q.limit);
-                    let keep: std::collections::HashSet<(usize, usize)> = cands
-                        .iter()
-                        .filter_map(|c| match c.found {
-                            Found::Seg(a, b, _) => Some((a, b)),
-                            Found::Mem(_) => None,
-                        })
-                        .collect();
-                    blocks.retain(|k, _| keep.contains(k));
-                }
-            }
+            let f = match files.entry(p.segment) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => e.insert(File::open(&segments[p.segment].path)?),
+            };
+            let block = Block::read(f, &segments[p.segment].meta.blocks[p.block])?;
+            found.add_block((p.segment, p.block), block);
         }
-        prune(&mut cands, q.limit);
-        let mut services = Vec::new();
-        Ok(cands
-            .into_iter()
-            .filter_map(|c| match c.found {
-                Found::Mem(s) => Some((*s).clone()),
-                Found::Seg(si, bi, i) => blocks.get(&(si, bi)).map(|b| b.row(i, &mut services)),
-            })
-            .collect())
+        Ok(found.into_spans())
     }
 
     fn op_rows(
@@ -831,6 +765,34 @@ impl Store for EmbeddedStore {
                         kind: k.kind,
                         name: k.name.clone(),
                         source: 0,
+                        agg: a.clone(),
+                    });
+                }
+            }
+        }
+        Ok(rows)
+    }
+
+    fn error_rows(
+        &self,
+        service: Option<&str>,
+        from_min: u64,
+        to_min: u64,
+    ) -> Result<Vec<ErrorRow>, StoreError> {
+        let c = self.inner.db.lock().unwrap_or_else(|e| e.into_inner());
+        let mut rows = db::error_rows(&c, service, from_min, to_min)?;
+        let v = self.inner.view.read().unwrap_or_else(|e| e.into_inner());
+        for m in std::iter::once(&v.active).chain(v.sealing.iter().map(|m| &**m)) {
+            for (k, a) in m.rollups.errors.iter() {
+                if k.minute >= from_min
+                    && k.minute < to_min
+                    && service.is_none_or(|s| s == &*k.service)
+                {
+                    rows.push(ErrorRow {
+                        service: k.service.to_string(),
+                        minute: k.minute,
+                        error_type: k.error_type.clone(),
+                        fingerprint: k.fingerprint.clone(),
                         agg: a.clone(),
                     });
                 }
@@ -1070,6 +1032,165 @@ impl Store for EmbeddedStore {
 impl Drop for EmbeddedStore {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// A block a search has to read, and the best sort key any of its rows can have.
+struct BlockPlan {
+    segment: usize,
+    block: usize,
+    bound: u64,
+}
+
+/// The blocks that may hold matches of `q`, most promising first: skipped by time range,
+/// service, and the block's operation summary (name, kind, longest duration, errors).
+fn plan_blocks(segments: &[Arc<Segment>], q: &SpanQuery) -> Vec<BlockPlan> {
+    let mut plan = Vec::new();
+    for (si, s) in segments.iter().enumerate() {
+        if s.meta.max_start < q.from_ns || s.meta.min_start >= q.to_ns {
+            continue;
+        }
+        if q.service
+            .as_ref()
+            .is_some_and(|svc| !s.meta.services.iter().any(|x| x == svc))
+        {
+            continue;
+        }
+        for (bi, b) in s.meta.blocks.iter().enumerate() {
+            if b.max_start < q.from_ns || b.min_start >= q.to_ns {
+                continue;
+            }
+            let longest = match &b.ops {
+                None => u64::MAX,
+                Some(ops) => match ops
+                    .iter()
+                    .filter(|o| op_may_match(q, o))
+                    .map(|o| o.max_duration)
+                    .max()
+                {
+                    Some(d) => d,
+                    None => continue,
+                },
+            };
+            let bound = match q.order {
+                Order::Newest => b.max_start,
+                Order::Slowest => longest,
+            };
+            plan.push(BlockPlan {
+                segment: si,
+                block: bi,
+                bound,
+            });
+        }
+    }
+    plan.sort_by_key(|p| std::cmp::Reverse(p.bound));
+    plan
+}
+
+/// Whether spans of the summarised operation `o` may match `q`.
+fn op_may_match(q: &SpanQuery, o: &BlockOp) -> bool {
+    o.max_duration >= q.min_duration_ns
+        && q.service.as_deref().is_none_or(|s| s == o.service)
+        && q.name.as_deref().is_none_or(|n| n == o.name)
+        && q.kind.is_none_or(|k| k == o.kind)
+        && (q.status != Some(STATUS_ERROR) || o.errors > 0)
+}
+
+/// The best matches of a search so far, at most one per trace, and the blocks they are in.
+struct Matches<'q> {
+    q: &'q SpanQuery,
+    cands: Vec<Candidate>,
+    blocks: HashMap<(usize, usize), Block>,
+}
+
+impl<'q> Matches<'q> {
+    fn new(q: &'q SpanQuery) -> Self {
+        Matches {
+            q,
+            cands: Vec::new(),
+            blocks: HashMap::new(),
+        }
+    }
+
+    fn key(&self, start: u64, duration: u64) -> u64 {
+        match self.q.order {
+            Order::Newest => start,
+            Order::Slowest => duration,
+        }
+    }
+
+    fn add_mem(&mut self, s: &Arc<SpanRecord>) {
+        if mem_matches(self.q, s) {
+            self.cands.push(Candidate {
+                key: self.key(s.start_ns, s.duration_ns),
+                trace: s.trace_id,
+                found: Found::Mem(s.clone()),
+            });
+        }
+    }
+
+    fn add_block(&mut self, at: (usize, usize), block: Block) {
+        let q = self.q;
+        let before = self.cands.len();
+        for i in 0..block.len() {
+            if matches_core(
+                q,
+                block.service(i),
+                block.name(i),
+                block.kind(i),
+                block.start(i),
+                block.duration(i),
+                block.status(i),
+            ) && q.attrs.iter().all(|(k, v)| block.attr_matches(i, k, v))
+            {
+                self.cands.push(Candidate {
+                    key: self.key(block.start(i), block.duration(i)),
+                    trace: block.trace_ids[i],
+                    found: Found::Seg(at.0, at.1, i),
+                });
+            }
+        }
+        if self.cands.len() > before {
+            self.blocks.insert(at, block);
+        }
+        self.prune_if_full();
+    }
+
+    /// With `limit` or more candidates, keeps the best `limit` (one per trace) and their blocks.
+    fn prune_if_full(&mut self) {
+        if self.cands.len() < self.q.limit.max(1) {
+            return;
+        }
+        prune(&mut self.cands, self.q.limit);
+        let keep: std::collections::HashSet<(usize, usize)> = self
+            .cands
+            .iter()
+            .filter_map(|c| match c.found {
+                Found::Seg(a, b, _) => Some((a, b)),
+                Found::Mem(_) => None,
+            })
+            .collect();
+        self.blocks.retain(|k, _| keep.contains(k));
+    }
+
+    /// Whether a block whose rows have sort keys of at most `bound` cannot change the result.
+    fn cannot_improve(&self, bound: u64) -> bool {
+        let limit = self.q.limit.max(1);
+        self.cands.len() >= limit && self.cands[limit - 1].key >= bound
+    }
+
+    fn into_spans(mut self) -> Vec<SpanRecord> {
+        prune(&mut self.cands, self.q.limit);
+        let mut services = Vec::new();
+        self.cands
+            .into_iter()
+            .filter_map(|c| match c.found {
+                Found::Mem(s) => Some((*s).clone()),
+                Found::Seg(si, bi, i) => {
+                    self.blocks.get(&(si, bi)).map(|b| b.row(i, &mut services))
+                }
+            })
+            .collect()
     }
 }
 

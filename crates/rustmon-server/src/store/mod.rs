@@ -11,7 +11,7 @@ pub mod wal;
 
 use std::collections::HashMap;
 
-pub use db::OpRow;
+pub use db::{ErrorRow, OpRow};
 pub use embedded::{EmbeddedStore, StoreOptions};
 use rollup::Agg;
 
@@ -159,6 +159,13 @@ pub trait Store: Send + Sync + 'static {
         from_min: u64,
         to_min: u64,
     ) -> Result<Vec<OpRow>, StoreError>;
+    /// Error group rollups for minutes in `[from_min, to_min)`.
+    fn error_rows(
+        &self,
+        service: Option<&str>,
+        from_min: u64,
+        to_min: u64,
+    ) -> Result<Vec<ErrorRow>, StoreError>;
     /// Statement rollups by fingerprint.
     fn db_rows(
         &self,

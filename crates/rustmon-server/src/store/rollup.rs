@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
+use crate::errors::{message_fingerprint, span_error};
 use crate::histogram::Histogram;
 use crate::model::{FINGERPRINT_KEY, SpanRecord};
 
@@ -173,7 +174,168 @@ impl<'a, K: std::hash::Hash + Eq + Clone> IntoIterator for &'a AggTable<K> {
     }
 }
 
-/// The three rollup tables.
+/// Distinct error groups kept per service and minute; errors of further groups are counted in
+/// the group [`OTHER_ERRORS`], so that a flood of unique messages cannot grow the tables.
+pub const MAX_ERROR_GROUPS: usize = 100;
+/// Type and fingerprint of the group that takes a minute's errors beyond [`MAX_ERROR_GROUPS`].
+pub const OTHER_ERRORS: &str = "_OTHER";
+/// Operations remembered per error group (the first seen; the group's count stays exact).
+pub const MAX_ERROR_OPS: usize = 5;
+/// Example spans remembered per error group (the latest).
+pub const MAX_ERROR_EXAMPLES: usize = 3;
+
+/// Key of an error group rollup.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ErrorKey {
+    /// Minute.
+    pub minute: u64,
+    /// Service of the failed span.
+    pub service: Arc<str>,
+    /// Error type (see [`crate::errors::error_type`]).
+    pub error_type: String,
+    /// Message fingerprint (see [`message_fingerprint`]).
+    pub fingerprint: String,
+}
+
+impl ErrorKey {
+    /// The overflow group of the same service and minute.
+    pub fn other(&self) -> ErrorKey {
+        ErrorKey {
+            minute: self.minute,
+            service: self.service.clone(),
+            error_type: OTHER_ERRORS.to_string(),
+            fingerprint: OTHER_ERRORS.to_string(),
+        }
+    }
+
+    /// Whether this is an overflow group.
+    pub fn is_other(&self) -> bool {
+        self.error_type == OTHER_ERRORS && self.fingerprint == OTHER_ERRORS
+    }
+}
+
+/// A failed span remembered as an example of its group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorExample {
+    /// Trace id.
+    pub trace_id: [u8; 16],
+    /// Span id.
+    pub span_id: [u8; 8],
+    /// Span start, Unix nanoseconds.
+    pub start_ns: u64,
+}
+
+/// Count, first and last occurrence, operations and examples of an error group.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ErrorAgg {
+    /// Failed spans.
+    pub count: u64,
+    /// Earliest span start, Unix nanoseconds.
+    pub first_ns: u64,
+    /// Latest span start, Unix nanoseconds.
+    pub last_ns: u64,
+    /// The message of the first span seen (the fingerprint masks its variable parts).
+    pub message: String,
+    /// `(kind, name, failed spans)` of up to [`MAX_ERROR_OPS`] operations.
+    pub ops: Vec<(u8, String, u64)>,
+    /// Up to [`MAX_ERROR_EXAMPLES`] examples, latest first.
+    pub examples: Vec<ErrorExample>,
+}
+
+impl ErrorAgg {
+    fn add(&mut self, s: &SpanRecord, message: &str) {
+        let one = ErrorAgg {
+            count: 1,
+            first_ns: s.start_ns,
+            last_ns: s.start_ns,
+            message: message.to_string(),
+            ops: vec![(s.kind, s.name.clone(), 1)],
+            examples: vec![ErrorExample {
+                trace_id: s.trace_id,
+                span_id: s.span_id,
+                start_ns: s.start_ns,
+            }],
+        };
+        self.merge(&one);
+    }
+
+    /// Adds another group's counts, keeping the earliest message and the latest examples.
+    pub fn merge(&mut self, o: &ErrorAgg) {
+        if o.count == 0 {
+            return;
+        }
+        if self.count == 0 || o.first_ns < self.first_ns {
+            self.first_ns = o.first_ns;
+            self.message.clone_from(&o.message);
+        }
+        self.count += o.count;
+        self.last_ns = self.last_ns.max(o.last_ns);
+        for (kind, name, n) in &o.ops {
+            let room = self.ops.len() < MAX_ERROR_OPS;
+            match self.ops.iter_mut().find(|x| x.0 == *kind && x.1 == *name) {
+                Some(op) => op.2 += n,
+                None if room => self.ops.push((*kind, name.clone(), *n)),
+                None => {}
+            }
+        }
+        self.examples.extend(o.examples.iter().copied());
+        self.examples
+            .sort_by_key(|e| (std::cmp::Reverse(e.start_ns), e.trace_id, e.span_id));
+        self.examples.dedup();
+        self.examples.truncate(MAX_ERROR_EXAMPLES);
+    }
+}
+
+/// Error groups of failed spans by minute, service, type and message fingerprint, at most
+/// [`MAX_ERROR_GROUPS`] (plus the overflow group) per service and minute. The database applies
+/// the same limit when the table is merged into it. Once a minute is full here, a span of a
+/// group this table has not seen goes to the overflow group even when the database already
+/// holds that group from an earlier batch (which takes a flood of distinct errors).
+#[derive(Debug, Default)]
+pub struct ErrorTable {
+    groups: FxHashMap<ErrorKey, ErrorAgg>,
+    per_service_minute: FxHashMap<(Arc<str>, u64), usize>,
+}
+
+impl ErrorTable {
+    /// Adds one failed span.
+    pub fn add(&mut self, s: &SpanRecord) {
+        let e = span_error(s);
+        let key = ErrorKey {
+            minute: s.start_ns / MINUTE_NS,
+            service: s.service.clone(),
+            fingerprint: message_fingerprint(&e.message),
+            error_type: e.error_type,
+        };
+        let key = if self.groups.contains_key(&key) {
+            key
+        } else {
+            let n = self
+                .per_service_minute
+                .entry((key.service.clone(), key.minute))
+                .or_default();
+            if *n < MAX_ERROR_GROUPS {
+                *n += 1;
+                key
+            } else {
+                key.other()
+            }
+        };
+        self.groups.entry(key).or_default().add(s, &e.message);
+    }
+
+    /// Every group.
+    pub fn iter(&self) -> impl Iterator<Item = (&ErrorKey, &ErrorAgg)> {
+        self.groups.iter()
+    }
+
+    /// Whether empty.
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+}
+
+/// The rollup tables.
 #[derive(Debug, Default)]
 pub struct Rollups {
     /// Operations.
@@ -182,12 +344,17 @@ pub struct Rollups {
     pub db: AggTable<DbKey>,
     /// Edges.
     pub edges: AggTable<EdgeKey>,
+    /// Error groups.
+    pub errors: ErrorTable,
 }
 
 impl Rollups {
-    /// Adds one span to the operation and statement rollups.
+    /// Adds one span to the operation, statement and (if it failed) error rollups.
     pub fn add_span(&mut self, s: &SpanRecord) {
         let minute = s.start_ns / MINUTE_NS;
+        if s.is_error() {
+            self.errors.add(s);
+        }
         self.ops
             .get_or_insert(
                 |k| {
@@ -238,7 +405,7 @@ impl Rollups {
 
     /// Whether nothing has been added.
     pub fn is_empty(&self) -> bool {
-        self.ops.is_empty() && self.db.is_empty() && self.edges.is_empty()
+        self.ops.is_empty() && self.db.is_empty() && self.edges.is_empty() && self.errors.is_empty()
     }
 }
 

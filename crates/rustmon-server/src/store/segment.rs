@@ -18,7 +18,9 @@
 //!
 //! The footer lists each block's offset, column lengths, trace-id range and time range, the
 //! services present, and a bloom filter over the segment's trace ids, so a trace-by-id lookup
-//! reads one block of one segment.
+//! reads one block of one segment. After the bloom filter comes each block's operations
+//! (service, kind, name, longest duration, errors), so that a search skips blocks that cannot
+//! hold a match or a better one; segments written before that section existed have none.
 
 use rustc_hash::FxHashMap;
 use std::fs::File;
@@ -57,6 +59,24 @@ pub enum SegmentError {
     Corrupt(#[from] CorruptError),
 }
 
+/// Operations summarised per block at most; a block with more has no summary.
+const MAX_BLOCK_OPS: usize = 256;
+
+/// One operation's spans in a block, summarised.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlockOp {
+    /// Service.
+    pub service: String,
+    /// Span kind.
+    pub kind: u8,
+    /// Span name.
+    pub name: String,
+    /// Longest duration, nanoseconds.
+    pub max_duration: u64,
+    /// Spans with error status.
+    pub errors: u32,
+}
+
 /// Where one block lives and what it holds.
 #[derive(Debug, Clone)]
 pub struct BlockMeta {
@@ -74,6 +94,9 @@ pub struct BlockMeta {
     pub min_start: u64,
     /// Latest start.
     pub max_start: u64,
+    /// The block's operations; `None` when there are more than 256 or the segment predates
+    /// the summary.
+    pub ops: Option<Vec<BlockOp>>,
 }
 
 /// The footer of a segment: enough to prune it and find blocks without reading them.
@@ -290,6 +313,7 @@ fn encode_block(
     let mut res_col = Vec::new();
     let mut res_count = 0u32;
     let (mut min_start, mut max_start) = (u64::MAX, 0);
+    let mut ops = OpSummary::default();
     for (row, s) in spans.iter().enumerate() {
         cols[C_SPAN].extend_from_slice(&s.span_id);
         match s.parent_span_id {
@@ -309,6 +333,7 @@ fn encode_block(
         let nm = dict.id(&s.name);
         put_uvarint(&mut cols[C_SVCNAME], u64::from(sv));
         put_uvarint(&mut cols[C_SVCNAME], u64::from(nm));
+        ops.add((sv, nm, s.kind), row, s);
         cols[C_KS].push((s.kind << 2) | (s.status & 3));
         put_ivarint(&mut cols[C_START], s.start_ns as i64 - prev_start as i64);
         prev_start = s.start_ns;
@@ -365,8 +390,45 @@ fn encode_block(
         max_trace: ids.last().copied().unwrap_or_default(),
         min_start,
         max_start,
+        ops: ops.finish(spans),
     };
     Ok((out, meta))
+}
+
+/// Builds a block's [`BlockOp`]s, keyed by the dictionary ids of service and name and the kind.
+#[derive(Default)]
+struct OpSummary {
+    /// Key → (first row, longest duration, errors).
+    ops: FxHashMap<(u32, u32, u8), (usize, u64, u32)>,
+}
+
+impl OpSummary {
+    fn add(&mut self, key: (u32, u32, u8), row: usize, s: &SpanRecord) {
+        if self.ops.len() > MAX_BLOCK_OPS {
+            return;
+        }
+        let e = self.ops.entry(key).or_insert((row, 0, 0));
+        e.1 = e.1.max(s.duration_ns);
+        e.2 += u32::from(s.is_error());
+    }
+
+    fn finish(self, spans: &[&SpanRecord]) -> Option<Vec<BlockOp>> {
+        if self.ops.len() > MAX_BLOCK_OPS {
+            return None;
+        }
+        Some(
+            self.ops
+                .into_values()
+                .map(|(row, max_duration, errors)| BlockOp {
+                    service: spans[row].service.to_string(),
+                    kind: spans[row].kind,
+                    name: spans[row].name.clone(),
+                    max_duration,
+                    errors,
+                })
+                .collect(),
+        )
+    }
 }
 
 fn encode_footer(m: &SegmentMeta) -> Vec<u8> {
@@ -394,7 +456,44 @@ fn encode_footer(m: &SegmentMeta) -> Vec<u8> {
     for w in &m.bloom.bits {
         b.extend_from_slice(&w.to_le_bytes());
     }
+    for bl in &m.blocks {
+        encode_block_ops(&mut b, bl.ops.as_deref());
+    }
     b
+}
+
+/// `0` for no summary, else the number of operations plus one, then each operation.
+fn encode_block_ops(b: &mut Vec<u8>, ops: Option<&[BlockOp]>) {
+    let Some(ops) = ops else {
+        put_uvarint(b, 0);
+        return;
+    };
+    put_uvarint(b, ops.len() as u64 + 1);
+    for op in ops {
+        put_bytes(b, op.service.as_bytes());
+        b.push(op.kind);
+        put_bytes(b, op.name.as_bytes());
+        put_uvarint(b, op.max_duration);
+        put_uvarint(b, u64::from(op.errors));
+    }
+}
+
+fn decode_block_ops(r: &mut Reader<'_>) -> Result<Option<Vec<BlockOp>>, CorruptError> {
+    let n = r.len(MAX_BLOCK_OPS + 1)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    let mut ops = Vec::with_capacity(n - 1);
+    for _ in 1..n {
+        ops.push(BlockOp {
+            service: r.str()?.to_string(),
+            kind: r.u8()?,
+            name: r.str()?.to_string(),
+            max_duration: r.uvarint()?,
+            errors: r.len(u32::MAX as usize)? as u32,
+        });
+    }
+    Ok(Some(ops))
 }
 
 fn decode_footer(b: &[u8]) -> Result<SegmentMeta, CorruptError> {
@@ -428,12 +527,18 @@ fn decode_footer(b: &[u8]) -> Result<SegmentMeta, CorruptError> {
             max_trace,
             min_start,
             max_start,
+            ops: None,
         });
     }
     let nw = r.len(1 << 28)?;
     let mut bits = Vec::with_capacity(nw);
     for _ in 0..nw {
         bits.push(u64::from_le_bytes(r.array()?));
+    }
+    if r.remaining() > 0 {
+        for bl in &mut blocks {
+            bl.ops = decode_block_ops(&mut r)?;
+        }
     }
     Ok(SegmentMeta {
         blocks,
@@ -879,6 +984,61 @@ mod tests {
             }
         }
         assert_eq!(total, 10_000);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn blocks_summarise_their_operations() {
+        let dir = std::env::temp_dir().join(format!("rmseg-ops-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("a.seg");
+        // 97 names per block; op0 is slow and fails once in every block it is in
+        let spans: Vec<SpanRecord> = (0..10_000u32)
+            .map(|i| {
+                let mut s = span((i % 251) as u8 + 1, (i % 97) as u8, None);
+                s.status = u8::from(i % 97 == 0 && i % 2 == 0) * 2;
+                s.duration_ns = if i % 97 == 0 {
+                    1_000_000 + u64::from(i)
+                } else {
+                    5
+                };
+                s
+            })
+            .collect();
+        let mut refs: Vec<&SpanRecord> = spans.iter().collect();
+        let written = write_segment(&path, &mut refs, 3).unwrap();
+        let read = read_meta(&path).unwrap();
+        let mut slowest = 0;
+        let mut errors = 0;
+        for (w, r) in written.blocks.iter().zip(&read.blocks) {
+            let ops = r.ops.as_ref().expect("summary");
+            assert_eq!(w.ops.as_ref(), Some(ops));
+            assert!(ops.iter().all(|o| o.service == "svc" && o.kind == 2));
+            let op0 = ops.iter().find(|o| o.name == "op0").unwrap();
+            slowest = slowest.max(op0.max_duration);
+            errors += op0.errors;
+            assert!(
+                ops.iter()
+                    .filter(|o| o.name != "op0")
+                    .all(|o| o.max_duration == 5 && o.errors == 0)
+            );
+        }
+        assert_eq!(slowest, 1_000_000 + 9_991);
+        assert_eq!(
+            errors as usize,
+            spans.iter().filter(|s| s.status == 2).count()
+        );
+        // more distinct operations than a summary holds: no summary, and nothing skipped
+        let many: Vec<SpanRecord> = (0..300u32)
+            .map(|i| {
+                let mut s = span(1, (i % 250) as u8, None);
+                s.name = format!("op{i}");
+                s
+            })
+            .collect();
+        let mut refs: Vec<&SpanRecord> = many.iter().collect();
+        write_segment(&path, &mut refs, 3).unwrap();
+        assert!(read_meta(&path).unwrap().blocks[0].ops.is_none());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
