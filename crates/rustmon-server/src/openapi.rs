@@ -78,7 +78,7 @@ pub fn document() -> Json {
     tr_params.extend([
         param("service", "query", "Service.", json!({"type": "string"})),
         param("name", "query", "Span name.", json!({"type": "string"})),
-        kind,
+        kind.clone(),
         param(
             "min_duration_ms",
             "query",
@@ -109,6 +109,39 @@ pub fn document() -> Json {
     ]);
     let mut q_params = range();
     q_params.push(svc());
+    let mut h_params = range();
+    h_params.extend([
+        svc(),
+        kind.clone(),
+        param(
+            "name",
+            "query",
+            "Only this operation; without it the service's requests (server/consumer spans).",
+            json!({"type": "string"}),
+        ),
+    ]);
+    let err_limit = param(
+        "limit",
+        "query",
+        "Maximum groups, most frequent first (1–1000, default 100).",
+        json!({"type": "integer", "minimum": 1, "maximum": 1000}),
+    );
+    let mut errs_params = range();
+    errs_params.extend([
+        param(
+            "service",
+            "query",
+            "Only this service.",
+            json!({"type": "string"}),
+        ),
+        err_limit.clone(),
+    ]);
+    let mut svc_errs_params = range();
+    svc_errs_params.extend([svc(), err_limit]);
+    let errors = json!({"type": "object", "properties": {
+        "total": {"type": "integer", "description": "Failed spans in the range."},
+        "truncated": {"type": "boolean", "description": "More groups than `limit`."},
+        "groups": {"type": "array", "items": {"$ref": "#/components/schemas/ErrorGroup"}}}});
     let mut m_params = range();
     m_params.extend([
         svc(),
@@ -135,6 +168,13 @@ pub fn document() -> Json {
                 ok("Operations", json!({"type": "object", "properties": {"operations": {"type": "array", "items": {"type": "object"}}}}))) },
             "/api/v1/services/{service}/timeseries": { "get": op("Bucketed throughput, error rate and percentiles.", ts_params,
                 ok("Series", json!({"type": "object", "properties": {"points": {"type": "array", "items": stats}}}))) },
+            "/api/v1/services/{service}/histogram": { "get": op("Latency histogram of an operation merged from the per-minute rollups (every span, not a sample): exponential buckets, 8 per power of two.", h_params,
+                ok("Histogram", json!({"type": "object", "properties": {
+                    "count": {"type": "integer"}, "p50_ms": {"type": ["number", "null"]}, "p95_ms": {"type": ["number", "null"]}, "p99_ms": {"type": ["number", "null"]},
+                    "buckets": {"type": "array", "description": "From the first to the last non-empty bucket; a bucket holds durations in (lower_ms, upper_ms]; zero durations are a bucket of 0–0.",
+                        "items": {"type": "object", "properties": {"lower_ms": {"type": "number"}, "upper_ms": {"type": "number"}, "count": {"type": "integer"}}}}}}))) },
+            "/api/v1/services/{service}/errors": { "get": op("Failed spans of a service grouped by error type and message fingerprint (see /api/v1/errors).", svc_errs_params, ok("Error groups", errors.clone())) },
+            "/api/v1/errors": { "get": op("Failed spans (status error) grouped by service, error type and message fingerprint, counted at ingest per minute: exact over every span. At most 100 groups per service and minute; the errors of further groups are counted in the group of type `_OTHER`.", errs_params, ok("Error groups", errors)) },
             "/api/v1/services/{service}/queries": { "get": op("Database statements by fingerprint.", q_params,
                 ok("Statements", json!({"type": "object", "properties": {"queries": {"type": "array", "items": {"type": "object", "properties": {
                     "fingerprint": {"type": "string"}, "calls": {"type": "integer"}, "errors": {"type": "integer"},
@@ -177,6 +217,18 @@ pub fn document() -> Json {
         "components": {
             "schemas": {
                 "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+                "ErrorGroup": {"type": "object", "properties": {
+                    "service": {"type": "string"},
+                    "type": {"type": "string", "description": "`exception.type` of the span's exception event, else its `error.type` or `exception.type` attribute, else `HTTP <status>` (400 and more), `database error` or `error`; `_OTHER` for the overflow group."},
+                    "fingerprint": {"type": "string", "description": "The message with numbers (`<n>`), hex ids (`<hex>`), UUIDs (`<uuid>`) and quoted strings (`<str>`) masked."},
+                    "message": {"type": "string", "description": "The first message seen: `exception.message`, else the status message."},
+                    "count": {"type": "integer"},
+                    "first_seen": {"type": "string", "format": "date-time"}, "last_seen": {"type": "string", "format": "date-time"},
+                    "first_seen_unix_nano": {"type": "integer"}, "last_seen_unix_nano": {"type": "integer"},
+                    "operations": {"type": "array", "description": "Up to five operations, most failures first.", "items": {"type": "object", "properties": {
+                        "kind": {"type": "string"}, "name": {"type": "string"}, "count": {"type": "integer"}}}},
+                    "examples": {"type": "array", "description": "The three latest failed spans.", "items": {"type": "object", "properties": {
+                        "trace_id": {"type": "string"}, "span_id": {"type": "string"}, "start": {"type": "string", "format": "date-time"}}}}}},
                 "Span": {"type": "object", "properties": {
                     "trace_id": {"type": "string"}, "span_id": {"type": "string"}, "parent_span_id": {"type": ["string", "null"]},
                     "service": {"type": "string"}, "kind": {"type": "string"}, "name": {"type": "string"},

@@ -336,6 +336,9 @@ fn self_metrics_and_openapi() {
         "/api/v1/traces/{trace_id}",
         "/api/v1/services/{service}/queries",
         "/api/v1/services/{service}/metrics",
+        "/api/v1/services/{service}/histogram",
+        "/api/v1/services/{service}/errors",
+        "/api/v1/errors",
         "/api/v1/dependencies",
         "/api/v1/config/{service}",
     ] {
