@@ -462,6 +462,17 @@
     },
   };
 
+  /** Bars of a latency histogram (`/histogram` buckets), adjacent buckets merged into at most `max`. */
+  function histBars(buckets, max = 30) {
+    const per = Math.max(1, Math.ceil(buckets.length / max)); const bars = [];
+    for (let i = 0; i < buckets.length; i += per) {
+      const part = buckets.slice(i, i + per); const lo = part[0].lower_ms; const hi = part[part.length - 1].upper_ms;
+      const n = part.reduce((sum, b) => sum + b.count, 0);
+      bars.push({ label: fmtMs(lo), value: n, tip: html`${fmtMs(lo)} – ${fmtMs(hi)}: <b>${num(n)}</b> spans` });
+    }
+    return bars;
+  }
+
   PAGES.operation = {
     async load(w) {
       const s = SERVICE; const name = query.get('name') || ''; const kind = query.get('kind') || '';
@@ -470,28 +481,16 @@
       document.title = `${name} · ${s} · rustmon`;
       const p = { from: w.from, to: w.to };
       const sel = { service: s, name, kind: kind || undefined, ...p };
-      const [ops, ts, sample, slow, failed] = await Promise.all([
+      const [ops, ts, hist, slow, failed] = await Promise.all([
         get(`/services/${enc(s)}/operations`, { ...p, kind: kind || undefined }),
         get(`/services/${enc(s)}/timeseries`, { ...p, name, kind: kind || undefined }),
-        get('/traces', { ...sel, limit: 1000 }),
+        get(`/services/${enc(s)}/histogram`, { ...p, name, kind: kind || undefined }),
         get('/traces', { ...sel, sort: 'slowest', limit: 10 }),
         get('/traces', { ...sel, status: 'error', limit: 10 })]);
       const o = ops.operations.find((x) => x.name === name);
       if (!o) return empty(`No ${name} calls in this time range`, html`<p>Pick a longer range, or go back to <a href="${U.service(s)}">${s}</a>.</p>`);
       const c = seriesCharts(ts, w);
-      // latency histogram over the sampled spans, logarithmic buckets
-      const durs = sample.traces.map((t) => t.duration_ms).filter((x) => x > 0);
-      let hist = '';
-      if (durs.length) {
-        const lo = Math.log10(Math.min(...durs)); const hi = Math.log10(Math.max(...durs)) + 1e-9;
-        const n = Math.min(30, Math.max(6, Math.round(Math.sqrt(durs.length)))); const step = (hi - lo) / n || 1;
-        const counts = new Array(n).fill(0);
-        for (const d of durs) counts[Math.min(n - 1, Math.floor((Math.log10(d) - lo) / step))]++;
-        hist = chart({ type: 'bars', label: 'latency histogram', color: '#8250df', bars: counts.map((v, i) => {
-          const a = 10 ** (lo + i * step); const b = 10 ** (lo + (i + 1) * step);
-          return { label: fmtMs(a), value: v, tip: html`${fmtMs(a)} – ${fmtMs(b)}: <b>${num(v)}</b> spans` };
-        }) });
-      }
+      const histChart = hist.count ? chart({ type: 'bars', label: 'latency histogram', color: '#8250df', bars: histBars(hist.buckets) }) : '';
       const detail = (t) => attr(t, 'url.path') || attr(t, 'db.query.text') || attr(t, 'url.full') || '';
       return html`<div class="cards">
         <div class="card"><div class="k">Calls</div><div class="v">${num(o.count)}</div></div>
@@ -502,7 +501,7 @@
         <div class="card"><div class="k">p99</div><div class="v">${fmtMs(o.p99_ms)}</div></div>
         <div class="card"><div class="k">Time share</div><div class="v">${fmtPct(o.time_share)}</div></div></div>
         <div class="grid"><div class="panel"><h2>Latency percentiles</h2>${c.latency}</div>
-        <div class="panel"><h2>Latency distribution <span class="muted">${num(durs.length)} latest spans</span></h2>${hist || html`<p class="muted">No spans stored for this operation in the range (metrics may come from an agent that samples traces).</p>`}</div>
+        <div class="panel"><h2>Latency distribution <span class="muted">${num(hist.count)} spans</span></h2>${histChart || html`<p class="muted">No calls of this operation in the range.</p>`}</div>
         <div class="panel"><h2>Throughput</h2>${c.throughput}</div>
         <div class="panel"><h2>Error rate</h2>${c.errors}</div></div>
         <div class="grid"><div class="panel"><h2>Slowest traces</h2>${traceRows('slow', slow.traces, { detail })}</div>
@@ -760,49 +759,26 @@
     after(root) { for (const b of $$('[data-metric]', root)) b.addEventListener('click', () => { this.extra.add(b.dataset.metric); refresh(); }); },
   };
 
-  /** A message with the variable parts (ids, numbers, quoted values) replaced, to group by. */
-  const msgFingerprint = (m) => String(m || '')
-    .replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi, '<uuid>')
-    .replace(/'[^']*'|"[^"]*"/g, '<str>').replace(/\b0x[0-9a-f]+\b|\b[0-9a-f]{12,}\b/gi, '<hex>')
-    .replace(/\d+(\.\d+)?/g, '<n>').slice(0, 300);
-  function errorOf(sp) {
-    const ex = (sp.events || []).find((e) => e.name === 'exception');
-    const ea = ex ? ex.attributes || {} : {};
-    const code = attr(sp, 'http.response.status_code');
-    const type = ea['exception.type'] || attr(sp, 'error.type') || attr(sp, 'exception.type') || (code >= 400 ? `HTTP ${code}` : sp.kind === 'client' && isDb(sp) ? 'database error' : 'error');
-    const msg = ea['exception.message'] || sp.status_message || attr(sp, 'exception.message') || '';
-    return { type: String(type), msg: String(msg) };
-  }
-
+  const OTHER_ERRORS = '_OTHER';
   PAGES.errors = {
     async load(w) {
       const s = query.get('service') || '';
       if (s) svcTabs(s, 'errors');
       if (s) setTitle(html`Errors · ${s}`);
-      // the search returns one matching span per trace: ask per kind, so that a failed request
-      // and the failed call inside it are both seen
-      const q = { status: 'error', limit: 500, service: s || undefined, from: w.from, to: w.to };
-      const parts = await Promise.all(['server', 'consumer', 'client', 'producer', 'internal'].map((kind) => get('/traces', { ...q, kind })));
-      const seen = new Set(); const d = { traces: [] };
-      for (const p of parts) for (const sp of p.traces) if (!seen.has(sp.span_id)) { seen.add(sp.span_id); d.traces.push(sp); }
-      const capped = parts.some((p) => p.traces.length === 500);
-      if (!d.traces.length) return empty('No errors in this time range', html`<p>Nothing failed${s ? html` in <b>${s}</b>` : ''}. Errors are spans with status <code>error</code>: failed requests (5xx), exceptions, failed statements and calls.</p>`);
-      const groups = new Map();
-      for (const sp of d.traces) {
-        const e = errorOf(sp); const fp = msgFingerprint(e.msg);
-        const key = `${sp.service}\u0000${e.type}\u0000${fp}`;
-        let g = groups.get(key);
-        if (!g) { g = { service: sp.service, type: e.type, message: e.msg, fingerprint: fp, count: 0, first: Infinity, last: 0, ops: new Map(), examples: [] }; groups.set(key, g); }
-        const t = sp.start_unix_nano / 1e6;
-        g.count++; g.first = Math.min(g.first, t); g.last = Math.max(g.last, t);
-        g.ops.set(`${sp.kind}\u0000${sp.name}`, (g.ops.get(`${sp.kind}\u0000${sp.name}`) || 0) + 1);
-        if (g.examples.length < 3) g.examples.push(sp);
-      }
-      const rows = [...groups.values()].map((g) => { const top = [...g.ops.entries()].sort((a, b) => b[1] - a[1])[0][0].split('\u0000'); return { ...g, kind: top[0], op: top[1] }; });
-      return html`<p class="muted">${num(d.traces.length)} failing spans in the range (per trace, the first failing span of each kind${capped ? '; the newest 500 traces per kind' : ''}), grouped by service, error type and message with numbers and ids masked.</p>
+      const d = await get('/errors', { service: s || undefined, from: w.from, to: w.to, limit: 500 });
+      if (!d.groups.length) return empty('No errors in this time range', html`<p>Nothing failed${s ? html` in <b>${s}</b>` : ''}. Errors are spans with status <code>error</code>: failed requests (5xx), exceptions, failed statements and calls.</p>`);
+      const rows = d.groups.map((g) => ({ ...g, first: g.first_seen_unix_nano / 1e6, last: g.last_seen_unix_nano / 1e6 }));
+      const where = (g) => {
+        const [top, ...more] = g.operations;
+        return html`<a href="${U.service(g.service)}">${g.service}</a>${top ? html` › <a href="${U.op(g.service, top.kind, top.name)}">${top.name}</a>` : ''}${more.length ? html` <span class="muted" title="${more.map((o) => `${o.name}: ${o.count}`).join(', ')}">+${more.length}</span>` : ''}`;
+      };
+      const what = (g) => g.type === OTHER_ERRORS
+        ? html`<b class="err">other errors</b><div class="muted">more distinct errors in a minute than the collector keeps apart</div>`
+        : html`<b class="err">${g.type}</b><div class="mono">${g.message || html`<span class="muted">(no message)</span>`}</div>`;
+      return html`<p class="muted">${num(d.total)} failed spans in the range, grouped by service, error type and message with numbers and ids masked${d.truncated ? html` (the ${num(d.groups.length)} most frequent groups)` : ''}.</p>
         <div class="panel">${table('errors', [
-          { key: 'type', label: 'Error', cls: 'name', cell: (g) => html`<b class="err">${g.type}</b><div class="mono">${g.message || html`<span class="muted">(no message)</span>`}</div>` },
-          { key: 'service', label: 'Where', cls: 'name', cell: (g) => html`<a href="${U.service(g.service)}">${g.service}</a> › <a href="${U.op(g.service, g.kind, g.op)}">${g.op}</a>` },
+          { key: 'type', label: 'Error', cls: 'name', cell: what },
+          { key: 'service', label: 'Where', cls: 'name', cell: where },
           { key: 'count', label: 'Count', n: true, cell: (g) => num(g.count) },
           { key: 'first', label: 'First seen', n: true, narrow: true, cell: (g) => html`<span title="${fmtTime(g.first)}">${fmtAgo(g.first)}</span>` },
           { key: 'last', label: 'Last seen', n: true, cell: (g) => html`<span title="${fmtTime(g.last)}">${fmtAgo(g.last)}</span>` },

@@ -191,7 +191,7 @@ fn main() {
     let op = [
         format!("/api/v1/services/{svc}/operations?{range}&kind=server"),
         format!("/api/v1/services/{svc}/timeseries?{range}&kind=server&name=POST%20/orders"),
-        format!("/api/v1/traces?service={svc}&name=POST%20/orders&kind=server&limit=1000&{range}"),
+        format!("/api/v1/services/{svc}/histogram?{range}&kind=server&name=POST%20/orders"),
         format!(
             "/api/v1/traces?service={svc}&name=POST%20/orders&kind=server&sort=slowest&limit=10&{range}"
         ),
@@ -218,6 +218,21 @@ fn main() {
         println!(
             "| `{path}?{}` alone | {:.1} ms | {:.1} ms |",
             q.join("&"),
+            median(&mut v),
+            p95(&mut v)
+        );
+    }
+    for p in [
+        format!("/api/v1/errors?limit=500&{range}"),
+        format!("/api/v1/services/{svc}/errors?{range}"),
+    ] {
+        let mut v: Vec<f64> = (0..runs)
+            .map(|_| fetch_all(&c, std::slice::from_ref(&p)))
+            .collect();
+        let groups = c.json(&p)["groups"].as_array().map_or(0, Vec::len);
+        println!(
+            "| errors page: `{}` ({groups} groups) | {:.1} ms | {:.1} ms |",
+            p.split('?').next().unwrap(),
             median(&mut v),
             p95(&mut v)
         );

@@ -256,21 +256,63 @@ fn the_api_answers_what_the_pages_show() {
         .map(|t| t["duration_ms"].as_f64().unwrap())
         .collect();
     assert!(d.windows(2).all(|w| w[0] >= w[1]), "{d:?}");
+    let hist = c.json(&format!(
+        "/api/v1/services/checkout/histogram?{r}&kind=server&name=POST%20/orders"
+    ));
+    let counts: u64 = hist["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        counts,
+        o["count"].as_u64().unwrap(),
+        "every call in the histogram"
+    );
     let failed = c.json(&format!(
-        "/api/v1/traces?service=checkout&status=error&limit=100&{r}"
+        "/api/v1/traces?service=checkout&name=POST%20/orders&kind=server&status=error&limit=1000&{r}"
     ));
     let failed = failed["traces"].as_array().unwrap();
     assert!(!failed.is_empty());
-    // Errors: exception events with type and message
+    // Errors: groups by type and message fingerprint, exact against the failed spans
+    let declined = failed
+        .iter()
+        .filter(|t| {
+            t["events"].as_array().unwrap().iter().any(|e| {
+                e["name"] == "exception"
+                    && e["attributes"]["exception.type"] == "checkout::PaymentError"
+            })
+        })
+        .count();
+    let errors = c.json(&format!("/api/v1/services/checkout/errors?{r}"));
+    let pay = find(&errors["groups"], "type", "checkout::PaymentError");
+    assert_eq!(pay["count"], declined as u64, "{pay}");
+    assert_eq!(
+        pay["fingerprint"],
+        "payment declined for order <n>: card_declined"
+    );
+    assert_eq!(pay["operations"][0]["name"], "POST /orders");
+    for e in pay["examples"].as_array().unwrap() {
+        let t = c.json(&format!(
+            "/api/v1/traces/{}",
+            e["trace_id"].as_str().unwrap()
+        ));
+        assert!(
+            t["spans"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s["span_id"] == e["span_id"] && s["status"] == "error")
+        );
+    }
+    for k in ["first_seen", "last_seen", "message"] {
+        assert!(pay[k].is_string(), "{k}: {pay}");
+    }
+    let all = c.json(&format!("/api/v1/errors?{r}"));
     assert!(
-        failed.iter().any(|t| t["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["name"] == "exception"
-                && e["attributes"]["exception.type"].is_string()
-                && e["attributes"]["exception.message"].is_string())),
-        "{failed:?}"
+        all["total"].as_u64() > errors["total"].as_u64(),
+        "frontend fails too"
     );
     // Trace: spans across two services with depth, offsets, database children and N+1 marks
     let id = a_checkout_trace(&c);
