@@ -32,21 +32,27 @@ fn nonempty_attr<'a>(s: &'a SpanRecord, key: &str) -> Option<&'a str> {
     s.attr_str(key).filter(|v| !v.is_empty())
 }
 
+fn db_system(s: &SpanRecord) -> Option<&str> {
+    nonempty_attr(s, "db.system.name").or_else(|| nonempty_attr(s, "db.system"))
+}
+
 /// The error type of a failed span: the `exception` event's `exception.type` (what rustmon's
 /// agents and OpenTelemetry SDKs record), else the span's `error.type` or `exception.type`
 /// attribute, else `HTTP <code>` for a status of 400 or more, else `database error` for a
-/// database span, else `error`.
+/// database span, else `error`. A type that is the database's error code
+/// (`db.response.status_code`, e.g. SQLSTATE `42P01`) is prefixed with the database system.
 pub fn error_type(s: &SpanRecord) -> String {
     let named = event_attr(s, "exception.type")
         .or_else(|| nonempty_attr(s, "error.type"))
         .or_else(|| nonempty_attr(s, "exception.type"));
-    let t = match named {
-        Some(t) => t.to_string(),
-        None => match s.attr_int("http.response.status_code") {
+    let t = match (named, db_system(s)) {
+        (Some(t), Some(db)) if s.attr_str("db.response.status_code") == Some(t) => {
+            format!("{db} {t}")
+        }
+        (Some(t), _) => t.to_string(),
+        (None, db) => match s.attr_int("http.response.status_code") {
             Some(code) if code >= 400 => format!("HTTP {code}"),
-            _ if s.attr("db.system.name").is_some() || s.attr("db.system").is_some() => {
-                "database error".to_string()
-            }
+            _ if db.is_some() => "database error".to_string(),
             _ => "error".to_string(),
         },
     };

@@ -190,6 +190,23 @@ fn shop_spans(base: u64, first: bool) -> Vec<Span> {
                 &format!("deadlock detected on tuple ({i},{})", i * 13),
             ));
         }
+        // 2 statements on a missing table: the agent reports the SQLSTATE as the type
+        for i in 0..2 {
+            let mut sp = span(
+                150 + i,
+                "SELECT stock",
+                span::SpanKind::Client,
+                base + i * MS,
+                MS,
+            );
+            sp.attributes = vec![
+                s("db.system.name", "postgresql"),
+                s("db.response.status_code", "42P01"),
+                s("error.type", "42P01"),
+            ];
+            let sp = failed(sp, "");
+            out.push(exception(sp, "42P01", "relation \"stock\" does not exist"));
+        }
         // 5 failed upstream calls: only a status code
         for i in 0..5 {
             let mut sp = span(
@@ -230,14 +247,14 @@ fn error_groups_count_every_failed_span() {
     timeout.attributes = vec![s("error.type", "timeout")];
     send(&c, "billing", vec![timeout]);
     // the first batch is sealed into the database; the rest merges into the same rows
-    wait_sealed(&c, 20 + 7 + 5 + 40 + 1);
+    wait_sealed(&c, 20 + 7 + 2 + 5 + 40 + 1);
     send(&c, "shop", shop_spans(base, false));
 
     let check = |c: &Collector| {
         let v = c.ok("/api/v1/services/shop/errors?from=-1h");
         assert_eq!(v["service"], "shop");
-        assert_eq!(v["total"], 42, "{v:#}");
-        assert_eq!(v["groups"].as_array().unwrap().len(), 3, "{v:#}");
+        assert_eq!(v["total"], 44, "{v:#}");
+        assert_eq!(v["groups"].as_array().unwrap().len(), 4, "{v:#}");
         assert_eq!(v["truncated"], false);
         let pay = group(&v, "shop::PaymentError");
         assert_eq!(v["groups"][0], *pay, "most frequent first");
@@ -272,13 +289,16 @@ fn error_groups_count_every_failed_span() {
         assert_eq!(db["count"], 7);
         assert_eq!(db["fingerprint"], "deadlock detected on tuple (<n>,<n>)");
         assert_eq!(db["operations"][0]["kind"], "client");
+        let missing = group(&v, "postgresql 42P01");
+        assert_eq!(missing["count"], 2);
+        assert_eq!(missing["fingerprint"], "relation <str> does not exist");
         let http = group(&v, "HTTP 503");
         assert_eq!(http["count"], 5);
         assert_eq!(http["fingerprint"], "");
         assert_eq!(http["last_seen"], format_ns(base + 4 * MS).as_str());
         // all services, and the service filter of the all-services form
         let all = c.ok("/api/v1/errors?from=-1h");
-        assert_eq!(all["total"], 43);
+        assert_eq!(all["total"], 45);
         let t = group(&all, "timeout");
         assert_eq!(
             (&t["service"], &t["fingerprint"]),
