@@ -95,7 +95,7 @@ impl rustmon_test::web::Server for Actix {
         route_before_handler: true,
         error_bodies_counted: true,
         error: Some(FrameworkError {
-            error_type: Some("actix_web::Error"),
+            recorded: Some("actix_web::Error"),
             body_is_message: true,
         }),
         // actix-web does not catch handler panics: the worker thread dies, the connection

@@ -134,7 +134,7 @@ impl web::Server for Poem {
         route_before_handler: false,
         error_bodies_counted: false,
         error: Some(FrameworkError {
-            error_type: Some("poem::Error"),
+            recorded: Some("poem::Error"),
             body_is_message: true,
         }),
         // poem's server catches a panicking connection task and closes the connection without

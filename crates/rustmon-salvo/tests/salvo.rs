@@ -154,7 +154,7 @@ impl web::Server for Salvo {
         // The 404 page and the error page salvo's catcher writes after the hoops are counted.
         error_bodies_counted: true,
         error: Some(FrameworkError {
-            error_type: Some("salvo::StatusError"),
+            recorded: Some("salvo::StatusError"),
             body_is_message: false,
         }),
         // salvo does not catch handler panics: the connection's task panics and the
