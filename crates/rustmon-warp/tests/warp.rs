@@ -1,189 +1,168 @@
-//! The layer around a real warp service, served by hyper on 127.0.0.1, called with a real client.
+//! The layer around a real warp service, served by hyper on 127.0.0.1, through the web
+//! conformance suite (`rustmon_test::web`).
 
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use rustmon_core::context::{FutureExt, SpanContext};
-use rustmon_core::{Kind, Monitor, Status};
-use rustmon_test::Capture;
+use hyper_util::rt::TokioIo;
+use rustmon_test::web::{self, App, Behaviour, BodyCancel, HandlerCancel, PanicAnswer};
 use rustmon_tower::Layer;
+use tokio::task::JoinHandle;
 use tower::ServiceExt;
 use warp::Filter;
+use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
+use warp::reply::{Reply, Response, with_header, with_status};
 
-struct Harness {
-    addr: SocketAddr,
-    monitor: Monitor,
-    capture: Capture,
-    client: Client<HttpConnector, Full<Bytes>>,
+type Route = BoxedFilter<(Response,)>;
+
+/// `GET path`, named `template`, answering `reply`.
+fn get<R: Reply + 'static>(
+    path: BoxedFilter<()>,
+    template: &'static str,
+    reply: impl Fn() -> R + Clone + Send + Sync + 'static,
+) -> Route {
+    path.and(warp::path::end())
+        .and(warp::get())
+        .and(rustmon_warp::route(template))
+        .map(move || reply().into_response())
+        .boxed()
 }
 
-fn routes(
-    m: Monitor,
-) -> impl Filter<Extract = (impl warp::Reply,), Error = warp::Rejection> + Clone + Send + Sync + 'static
-{
+fn routes(app: &App) -> Route {
+    let (work, slow) = (app.clone(), app.clone());
     let orders = warp::path!("orders" / u32)
-        .and(warp::get())
+        .and(warp::get().or(warp::head()).unify())
         .and(rustmon_warp::route("/orders/{id}"))
-        .map(|id: u32| format!("order {id}"));
-    let boom = warp::path("boom")
-        .and(rustmon_warp::route("/boom"))
-        .map(|| warp::reply::with_status("broken", StatusCode::INTERNAL_SERVER_ERROR));
-    let health = warp::path("health")
-        .and(rustmon_warp::route("/health"))
-        .map(|| "ok");
-    let work = warp::path("work")
+        .map(|id: u32| web::order(id).into_response())
+        .boxed();
+    let create = warp::path!("orders")
+        .and(warp::post())
+        .and(rustmon_warp::route("/orders"))
+        .and(warp::body::bytes())
+        .map(|body: Bytes| body.len().to_string().into_response())
+        .boxed();
+    let items = warp::path!("api" / "items" / u32)
+        .and(warp::get())
+        .and(rustmon_warp::route("/api/items/{id}"))
+        .map(|_: u32| "item".into_response())
+        .boxed();
+    let work = warp::path!("work")
         .and(rustmon_warp::route("/work"))
         .then(move || {
-            let m = m.clone();
-            async move {
-                tokio::task::yield_now().await;
-                m.start_event(Kind::Database, "SELECT orders").finish();
-                let m2 = m.clone();
-                tokio::spawn(
-                    async move { m2.start_event(Kind::Client, "GET payments").finish() }
-                        .in_current_context(),
-                )
-                .await
-                .unwrap();
-                "done"
-            }
-        });
-    let panics = warp::path("panic")
+            let work = work.clone();
+            async move { work.work().await.into_response() }
+        })
+        .boxed();
+    let slow = warp::path!("slow")
+        .and(rustmon_warp::route("/slow"))
+        .then(move || {
+            let slow = slow.clone();
+            async move { slow.slow().await.into_response() }
+        })
+        .boxed();
+    let panics = warp::path!("panic")
         .and(rustmon_warp::route("/panic"))
-        .map(|| -> &'static str {
-            if std::hint::black_box(true) {
-                panic!("kaboom");
-            }
-            "unreachable"
-        });
-    orders.or(boom).or(health).or(work).or(panics)
+        .then(|| async { web::panic().await.into_response() })
+        .boxed();
+    let [(k1, v1), (k2, v2)] = web::RESPONSE_HEADERS;
+    let p = |segment| warp::path(segment).boxed();
+    [
+        get(warp::path::end().boxed(), "/", || "root"),
+        orders,
+        create,
+        items,
+        get(p("health"), "/health", || "ok"),
+        get(p("missing"), "/missing", || StatusCode::NOT_FOUND),
+        get(p("boom"), "/boom", || {
+            with_status(web::BROKEN, StatusCode::INTERNAL_SERVER_ERROR)
+        }),
+        // warp has no error type that carries a message to the client: a plain 503.
+        get(p("error"), "/error", || {
+            with_status(web::DB_DOWN, StatusCode::SERVICE_UNAVAILABLE)
+        }),
+        get(p("nothing"), "/nothing", || StatusCode::NO_CONTENT),
+        get(p("h"), "/h", move || {
+            with_header(with_header("ok", k1, v1), k2, v2)
+        }),
+        get(p("text"), "/text", || web::TEXT),
+        work,
+        slow,
+        panics,
+    ]
+    .into_iter()
+    .reduce(|a, b| a.or(b).unify().boxed())
+    .unwrap()
 }
 
-async fn serve() -> Harness {
-    let capture = Capture::new();
-    let monitor = Monitor::builder("warp-test")
-        .listener(capture.listener())
-        .build()
-        .unwrap();
-    let svc = rustmon_warp::layer()
-        .with_monitor(monitor.clone())
-        .layer(warp::service(routes(monitor.clone())));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            let svc = svc.clone();
-            tokio::spawn(async move {
-                let hyper_svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-                    svc.clone().oneshot(req)
+/// warp's service in rustmon's layer, served by hyper's HTTP/1 connections.
+struct Warp(JoinHandle<()>);
+
+impl Drop for Warp {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl web::Server for Warp {
+    const BEHAVIOUR: Behaviour = Behaviour {
+        http_version: true,
+        // The route filter names the request before the handler runs.
+        route_before_handler: true,
+        error_bodies_counted: true,
+        error: None,
+        // warp does not catch panics; served by hyper in a spawned task, the connection closes
+        // without an answer.
+        panic: PanicAnswer::Closes,
+        handler_cancel: HandlerCancel::OnDisconnect,
+        // Not run: warp builds no streamed bodies.
+        body_cancel: BodyCancel::OnDisconnect,
+    };
+
+    async fn start(app: App) -> (Self, SocketAddr) {
+        let svc = rustmon_warp::layer()
+            .with_monitor(app.monitor().clone())
+            .layer(warp::service(routes(&app)));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            loop {
+                let (stream, peer) = listener.accept().await.unwrap();
+                let svc = svc.clone();
+                tokio::spawn(async move {
+                    // The layer finds the client's address among the extensions.
+                    let svc =
+                        hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+                            req.extensions_mut().insert(peer);
+                            svc.clone().oneshot(req)
+                        });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
                 });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), hyper_svc)
-                    .await;
-            });
-        }
-    });
-    Harness {
-        addr,
-        monitor,
-        capture,
-        client: Client::builder(TokioExecutor::new()).build_http(),
+            }
+        });
+        (Warp(server), addr)
+    }
+
+    async fn stop(&mut self) {
+        self.0.abort();
     }
 }
 
-impl Harness {
-    async fn get(&self, path: &str, traceparent: Option<&str>) -> Result<(StatusCode, Bytes), ()> {
-        let mut req = hyper::Request::get(format!("http://{}{path}", self.addr));
-        if let Some(tp) = traceparent {
-            req = req.header("traceparent", tp);
-        }
-        let resp = self
-            .client
-            .request(req.body(Full::default()).unwrap())
-            .await
-            .map_err(|_| ())?;
-        let status = resp.status();
-        Ok((status, resp.into_body().collect().await.unwrap().to_bytes()))
-    }
-}
-
-fn wait<T>(f: impl FnOnce() -> T) -> T {
-    tokio::task::block_in_place(f)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn names_statuses_and_ignored_routes_come_from_the_route_filter() {
-    let h = serve().await;
-    assert_eq!(h.get("/orders/42", None).await.unwrap().1, "order 42");
-    assert_eq!(h.get("/nope", None).await.unwrap().0, StatusCode::NOT_FOUND);
-    assert_eq!(
-        h.get("/boom", None).await.unwrap().0,
-        StatusCode::INTERNAL_SERVER_ERROR
-    );
-    h.monitor
-        .update_config(
-            "http_server",
-            &serde_json::json!({ "ignore_routes": ["/health"] }),
-        )
-        .unwrap();
-    assert_eq!(h.get("/health", None).await.unwrap().1, "ok");
-    h.get("/boom", None).await.unwrap();
-    wait(|| {
-        h.capture
-            .expect("GET /orders/{id}")
-            .kind(Kind::Server)
-            .attr("http.route", "/orders/{id}")
-            .attr("url.path", "/orders/42")
-            .attr("http.response.status_code", 200_i64)
-            .attr("http.response.body.size", 8_i64)
-            .one();
-        h.capture
-            .expect("GET unmatched")
-            .no_attr("http.route")
-            .attr("url.path", "/nope")
-            .attr("http.response.status_code", 404_i64)
-            .one();
-        h.capture
-            .expect("GET /boom")
-            .status(Status::Error)
-            .attr("http.response.status_code", 500_i64)
-            .count(2);
-    });
-    h.capture.expect("GET /health").none();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn traceparent_and_children() {
-    let h = serve().await;
-    let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
-    h.get("/work", Some(tp)).await.unwrap();
-    wait(|| {
-        let server = h.capture.expect("GET /work").one();
-        let caller = SpanContext::from_traceparent(tp).unwrap();
-        assert_eq!(server.trace_id, caller.trace_id);
-        assert_eq!(server.parent_span_id, Some(caller.span_id));
-        h.capture.expect("SELECT orders").child_of(&server).one();
-        h.capture.expect("GET payments").child_of(&server).one();
-    });
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_panicking_handler_is_recorded_and_the_connection_closes_as_before() {
-    // warp does not catch panics; served by hyper in a spawned task, the connection closes
-    // without an answer, with or without rustmon.
-    let h = serve().await;
-    assert!(h.get("/panic", None).await.is_err());
-    wait(|| {
-        let e = h.capture.expect("GET /panic").status(Status::Error).one();
-        assert_eq!(e.errors[0].error_type, "panic");
-        assert_eq!(e.errors[0].message, "kaboom");
-    });
-    assert_eq!(h.get("/orders/1", None).await.unwrap().0, StatusCode::OK);
+rustmon_test::web_suite! {
+    Warp:
+    names_use_route_templates_and_record_http_attributes,
+    the_root_route_is_not_mistaken_for_an_unmatched_request,
+    status_classes_and_framework_errors_drive_the_event_status,
+    responses_without_a_body_are_not_mistaken_for_cancelled_ones,
+    headers_are_captured_with_redaction_and_lists_after_a_live_config_change,
+    response_bodies_are_captured_within_the_limit,
+    ignored_routes_produce_no_event_and_come_back_live,
+    a_disabled_monitor_records_nothing_and_serves_normally,
+    traceparent_and_tracestate_continue_the_callers_trace,
+    events_started_in_the_handler_are_children_of_the_request,
+    a_panicking_handler_is_recorded_and_behaves_as_without_rustmon,
+    a_request_whose_handler_is_dropped_is_recorded_as_cancelled,
 }
