@@ -193,20 +193,4 @@ impl web::Server for Salvo {
     }
 }
 
-rustmon_test::web_suite! {
-    Salvo:
-    names_use_route_templates_and_record_http_attributes,
-    the_root_route_is_not_mistaken_for_an_unmatched_request,
-    status_classes_and_framework_errors_drive_the_event_status,
-    responses_without_a_body_are_not_mistaken_for_cancelled_ones,
-    headers_are_captured_with_redaction_and_lists_after_a_live_config_change,
-    response_bodies_are_captured_within_the_limit,
-    streamed_bodies_are_passed_through_unbuffered,
-    ignored_routes_produce_no_event_and_come_back_live,
-    a_disabled_monitor_records_nothing_and_serves_normally,
-    traceparent_and_tracestate_continue_the_callers_trace,
-    events_started_in_the_handler_are_children_of_the_request,
-    a_panicking_handler_is_recorded_and_behaves_as_without_rustmon,
-    a_request_whose_handler_is_dropped_is_recorded_as_cancelled,
-    a_body_dropped_mid_stream_is_recorded_as_cancelled,
-}
+rustmon_test::web_suite!(Salvo: core, streaming, dropped_handlers);

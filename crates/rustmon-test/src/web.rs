@@ -1,20 +1,20 @@
 //! One conformance suite for the web-server integrations (feature `web`): each framework's test
 //! binary supplies a [`Server`] — how to serve the [route table](#the-route-table) on 127.0.0.1
-//! with a given [`Monitor`], and which optional behaviours it has ([`Behaviour`]) — and expands
-//! the scenarios it runs with [`web_suite!`](crate::web_suite), one `#[tokio::test]` per scenario.
-//! The suite sends the requests and makes the assertions, once for every framework.
+//! with a given [`Monitor`], and how it behaves where frameworks differ ([`Behaviour`]) — and
+//! expands the groups of scenarios it runs with [`web_suite!`](crate::web_suite), one
+//! `#[tokio::test]` per scenario, named as the scenario. The suite sends the requests and makes
+//! the assertions, once for every framework.
 //!
 //! ```ignore
 //! struct Actix { /* the running server */ }
-//! impl rustmon_test::web::Server for Actix { /* start, stop, BEHAVIOUR */ }
+//! impl rustmon_test::web::Server for Actix { /* BEHAVIOUR, start, stop */ }
 //!
-//! rustmon_test::web_suite! {
-//!     Actix:
-//!     names_use_route_templates_and_record_http_attributes,
-//!     status_classes_and_framework_errors_drive_the_event_status,
-//!     // … one line per scenario this framework runs
-//! }
+//! rustmon_test::web_suite!(Actix: core, streaming, dropped_handlers);
 //! ```
+//!
+//! A new framework needs a [`Server`] (the route table in its syntax, its [`Behaviour`]) and that
+//! line; a new scenario is a function here, added to its group in [`web_suite!`](crate::web_suite)
+//! and to the table below.
 //!
 //! # The route table
 //!
@@ -43,29 +43,34 @@
 //!
 //! # Scenarios and frameworks
 //!
-//! ✓ runs; — skipped, for the reason below the table.
+//! ✓ runs; — skipped, for the reason below the table. The group is the one to name in
+//! [`web_suite!`](crate::web_suite).
 //!
-//! | scenario | axum | actix | poem | salvo | rocket | warp |
+//! | scenario (group) | axum | actix | poem | salvo | rocket | warp |
 //! |---|---|---|---|---|---|---|
-//! | [`names_use_route_templates_and_record_http_attributes`] | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ |
-//! | [`the_root_route_is_not_mistaken_for_an_unmatched_request`] | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ |
-//! | [`status_classes_and_framework_errors_drive_the_event_status`] | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ |
-//! | [`responses_without_a_body_are_not_mistaken_for_cancelled_ones`] | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ |
-//! | [`headers_are_captured_with_redaction_and_lists_after_a_live_config_change`] | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ |
-//! | [`response_bodies_are_captured_within_the_limit`] | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ |
-//! | [`streamed_bodies_are_passed_through_unbuffered`] | ✓ | ✓ | ✓ | ✓ | ✓ | —¹ |
-//! | [`ignored_routes_produce_no_event_and_come_back_live`] | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ |
-//! | [`a_disabled_monitor_records_nothing_and_serves_normally`] | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ |
-//! | [`traceparent_and_tracestate_continue_the_callers_trace`] | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ |
-//! | [`events_started_in_the_handler_are_children_of_the_request`] | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ |
-//! | [`a_panicking_handler_is_recorded_and_behaves_as_without_rustmon`] | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ |
-//! | [`a_request_whose_handler_is_dropped_is_recorded_as_cancelled`] | ✓ | ✓ | ✓ | ✓ | —² | ✓ |
-//! | [`a_body_dropped_mid_stream_is_recorded_as_cancelled`] | ✓ | ✓ | ✓ | ✓ | ✓ | —¹ |
+//! | [`names_use_route_templates_and_record_http_attributes`] (`core`) | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ |
+//! | [`the_root_route_is_not_mistaken_for_an_unmatched_request`] (`core`) | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ |
+//! | [`status_classes_and_framework_errors_drive_the_event_status`] (`core`) | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ |
+//! | [`responses_without_a_body_are_not_mistaken_for_cancelled_ones`] (`core`) | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ |
+//! | [`headers_are_captured_with_redaction_and_lists_after_a_live_config_change`] (`core`) | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ |
+//! | [`response_bodies_are_captured_within_the_limit`] (`core`) | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ |
+//! | [`ignored_routes_produce_no_event_and_come_back_live`] (`core`) | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ |
+//! | [`a_disabled_monitor_records_nothing_and_serves_normally`] (`core`) | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ |
+//! | [`traceparent_and_tracestate_continue_the_callers_trace`] (`core`) | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ |
+//! | [`events_started_in_the_handler_are_children_of_the_request`] (`core`) | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ |
+//! | [`a_panicking_handler_is_recorded_and_behaves_as_without_rustmon`] (`core`) | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ |
+//! | [`streamed_bodies_are_passed_through_unbuffered`] (`streaming`) | ✓ | ✓ | ✓ | ✓ | ✓ | —¹ |
+//! | [`a_body_dropped_mid_stream_is_recorded_as_cancelled`] (`streaming`) | ✓ | ✓ | ✓ | ✓ | ✓ | —¹ |
+//! | [`a_request_whose_handler_is_dropped_is_recorded_as_cancelled`] (`dropped_handlers`) | ✓ | ✓ | ✓ | ✓ | —² | ✓ |
 //!
 //! 1. warp 0.4 has no public way to build a streamed response body (`warp::reply::Response`'s
 //!    body is built from whole buffers only).
-//! 2. rocket never drops a running handler: not when the client goes away, and not on shutdown
-//!    (its grace period waits for it).
+//! 2. rocket runs each handler in a task of its own, which nothing drops: not the client going
+//!    away, not shutdown (which closes the connections and leaves the tasks) — rocket cannot
+//!    cancel a handler ([`HandlerCancel::Never`]).
+//!
+//! The axum test binary also runs the panic scenario under tower-http's `CatchPanicLayer`
+//! (a second [`Server`], [`PanicAnswer::Unrecorded500`]).
 //!
 //! Where frameworks differ, the [`Behaviour`] each declares says how, and the scenario checks
 //! that: how a panic is answered ([`PanicAnswer`]) and whether the event has its route by then
@@ -78,9 +83,9 @@
 //! poem, whose server turns an endpoint's `Err` into a response after every middleware, so its
 //! event records the status with `http.response.body.size` 0).
 //!
-//! Tests that only one framework can make (rocket's guards and catchers, poem's endpoint
-//! middleware, a catch-panic layer around axum) stay in that framework's test file, and can
-//! start the same [`Harness`].
+//! Tests that only one framework can make stay in its test file, on the same [`Harness`]:
+//! rocket's catch-all segments, request guards, catchers in context and routes outside
+//! `in_context`; poem's middleware on one endpoint under `CatchPanic`.
 
 use std::future::Future;
 use std::io;
@@ -406,25 +411,54 @@ impl<S: Server> Harness<S> {
     }
 }
 
-/// Expands the named scenarios of [`web`](crate::web) for a [`Server`] into
-/// `#[tokio::test]` functions of the same names.
+/// Expands scenarios of [`web`](crate::web) for a [`Server`] into `#[tokio::test]` functions
+/// named as the scenarios: groups of them — `core` (every framework runs these), `streaming`
+/// (streamed response bodies), `dropped_handlers` (a handler dropped before it answers) — or,
+/// after `scenarios`, the ones named. The [module docs](crate::web) list each group's scenarios
+/// and which frameworks skip a group and why.
 ///
 /// ```ignore
-/// rustmon_test::web_suite! {
-///     Axum:
-///     names_use_route_templates_and_record_http_attributes,
-///     ignored_routes_produce_no_event_and_come_back_live,
-/// }
+/// rustmon_test::web_suite!(Actix: core, streaming, dropped_handlers);
+/// rustmon_test::web_suite!(AxumCatchPanic: scenarios a_panicking_handler_is_recorded_and_behaves_as_without_rustmon);
 /// ```
 #[macro_export]
 macro_rules! web_suite {
-    ($server:ty: $($scenario:ident),* $(,)?) => {
+    (@group core $server:ty) => {
+        $crate::web_suite!($server: scenarios
+            names_use_route_templates_and_record_http_attributes,
+            the_root_route_is_not_mistaken_for_an_unmatched_request,
+            status_classes_and_framework_errors_drive_the_event_status,
+            responses_without_a_body_are_not_mistaken_for_cancelled_ones,
+            headers_are_captured_with_redaction_and_lists_after_a_live_config_change,
+            response_bodies_are_captured_within_the_limit,
+            ignored_routes_produce_no_event_and_come_back_live,
+            a_disabled_monitor_records_nothing_and_serves_normally,
+            traceparent_and_tracestate_continue_the_callers_trace,
+            events_started_in_the_handler_are_children_of_the_request,
+            a_panicking_handler_is_recorded_and_behaves_as_without_rustmon,
+        );
+    };
+    (@group streaming $server:ty) => {
+        $crate::web_suite!($server: scenarios
+            streamed_bodies_are_passed_through_unbuffered,
+            a_body_dropped_mid_stream_is_recorded_as_cancelled,
+        );
+    };
+    (@group dropped_handlers $server:ty) => {
+        $crate::web_suite!($server: scenarios
+            a_request_whose_handler_is_dropped_is_recorded_as_cancelled,
+        );
+    };
+    ($server:ty: scenarios $($scenario:ident),+ $(,)?) => {
         $(
             #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $scenario() {
                 $crate::web::$scenario::<$server>().await;
             }
-        )*
+        )+
+    };
+    ($server:ty: $($group:ident),+ $(,)?) => {
+        $( $crate::web_suite!(@group $group $server); )+
     };
 }
 
