@@ -1,8 +1,10 @@
-//! How long the service page waits for its data with 1,000,000 spans stored: the four API calls
-//! it makes at once (`/services`, `/services/{s}/operations`, `/services/{s}/timeseries`,
-//! `/services/{s}/queries`, range: last hour), measured end to end over HTTP against the
-//! collector (in-process, real sockets, embedded store), plus each call alone and the services
-//! page's calls.
+//! How long the dashboard's pages wait for their data with 1,000,000 spans stored: the API
+//! calls each page makes at once, measured end to end over HTTP against the collector
+//! (in-process, real sockets, embedded store), plus each call alone. Pages: the service page
+//! (`/services`, `/services/{s}/operations`, `/services/{s}/timeseries`, `/services/{s}/queries`),
+//! the services page, the trace page, the operation page (`operations`, `timeseries`,
+//! `histogram`, the slowest and the failed traces) and the errors page (`/errors`); range: last
+//! hour.
 //!
 //! ```text
 //! cargo bench -p rustmon-dashboard --bench service_page                  # 1,000,000 spans
@@ -13,8 +15,23 @@
 //! query, an outgoing call and a render step each) spread over the last hour, plus the demo
 //! shop's traces (frontend → checkout → database/cache/payments). The page shown is `checkout`.
 //!
-//! RESULTS (2026-11-28, 2 shared cores, debug info on, `cargo bench` = release):
-//! see the README of this crate (filled in from the last run).
+//! RESULTS (2026-11-28, 2 cores shared with other engineers' builds, load average 4–5,
+//! `cargo bench` = release with debug info; 1,003,243–1,003,258 spans; two runs, median / p95):
+//!
+//! | page (API calls at once) | run 1 | run 2 |
+//! |---|---|---|
+//! | service page (4 calls) | 41.8 / 64.0 ms | 26.4 / 30.6 ms |
+//! | services page (13 calls) | 95.5 / 216.0 ms | 107.4 / 150.8 ms |
+//! | trace page | 2.5 / 6.5 ms | 3.0 / 4.8 ms |
+//! | operation page (5 calls) | 135.4 / 219.8 ms | 68.4 / 87.3 ms |
+//! | — `histogram` alone | 3.9 / 9.1 ms | 6.9 / 12.2 ms |
+//! | — `traces?…&sort=slowest&limit=10` alone | 13.8 / 17.6 ms | 25.3 / 32.0 ms |
+//! | — `traces?…&status=error&limit=10` alone | 59.0 / 114.5 ms | 32.4 / 49.3 ms |
+//! | errors page: `/errors` (12 groups) | 3.1 / 5.6 ms | 4.2 / 8.1 ms |
+//! | `/services/checkout/errors` (5 groups) | 3.6 / 5.0 ms | 2.5 / 3.7 ms |
+//!
+//! Before the histogram endpoint and the block summaries the operation page took 1558–1653 ms
+//! (median), each of its three trace searches reading all 1M spans.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
