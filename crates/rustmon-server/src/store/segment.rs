@@ -61,6 +61,8 @@ pub enum SegmentError {
 
 /// Operations summarised per block at most; a block with more has no summary.
 const MAX_BLOCK_OPS: usize = 256;
+/// Bytes of service and operation names summarised per block at most (footers stay in memory).
+const MAX_BLOCK_OP_BYTES: usize = 16 << 10;
 
 /// One operation's spans in a block, summarised.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,8 +96,8 @@ pub struct BlockMeta {
     pub min_start: u64,
     /// Latest start.
     pub max_start: u64,
-    /// The block's operations; `None` when there are more than 256 or the segment predates
-    /// the summary.
+    /// The block's operations; `None` when there are more than 256, their names take more than
+    /// 16 KiB, or the segment predates the summary.
     pub ops: Option<Vec<BlockOp>>,
 }
 
@@ -400,20 +402,30 @@ fn encode_block(
 struct OpSummary {
     /// Key → (first row, longest duration, errors).
     ops: FxHashMap<(u32, u32, u8), (usize, u64, u32)>,
+    /// Bytes of the services and names of `ops`.
+    bytes: usize,
 }
 
 impl OpSummary {
+    /// Whether the block has too many operations, or too long names, to be summarised.
+    fn too_big(&self) -> bool {
+        self.ops.len() > MAX_BLOCK_OPS || self.bytes > MAX_BLOCK_OP_BYTES
+    }
+
     fn add(&mut self, key: (u32, u32, u8), row: usize, s: &SpanRecord) {
-        if self.ops.len() > MAX_BLOCK_OPS {
+        if self.too_big() {
             return;
         }
-        let e = self.ops.entry(key).or_insert((row, 0, 0));
+        let e = self.ops.entry(key).or_insert_with(|| {
+            self.bytes += s.service.len() + s.name.len();
+            (row, 0, 0)
+        });
         e.1 = e.1.max(s.duration_ns);
         e.2 += u32::from(s.is_error());
     }
 
     fn finish(self, spans: &[&SpanRecord]) -> Option<Vec<BlockOp>> {
-        if self.ops.len() > MAX_BLOCK_OPS {
+        if self.too_big() {
             return None;
         }
         Some(
@@ -1037,6 +1049,17 @@ mod tests {
             })
             .collect();
         let mut refs: Vec<&SpanRecord> = many.iter().collect();
+        write_segment(&path, &mut refs, 3).unwrap();
+        assert!(read_meta(&path).unwrap().blocks[0].ops.is_none());
+        // or names longer than a summary holds
+        let long: Vec<SpanRecord> = (0..20u8)
+            .map(|i| {
+                let mut s = span(1, i, None);
+                s.name = format!("{i}{}", "x".repeat(1000));
+                s
+            })
+            .collect();
+        let mut refs: Vec<&SpanRecord> = long.iter().collect();
         write_segment(&path, &mut refs, 3).unwrap();
         assert!(read_meta(&path).unwrap().blocks[0].ops.is_none());
         std::fs::remove_dir_all(&dir).unwrap();
