@@ -232,6 +232,15 @@ fn searches_across_segments_find_the_best_matches() {
     );
     let q = format!("name={}&sort=slowest&limit=5", route.replace(' ', "%20"));
     assert_eq!(found(&q, "duration"), slowest);
+    let newest = top(
+        sent.iter()
+            .filter(|s| s.name == route)
+            .map(|s| s.start_time_unix_nano)
+            .collect(),
+        5,
+    );
+    let q = format!("name={}&limit=5", route.replace(' ', "%20"));
+    assert_eq!(found(&q, "start"), newest);
     let failed = top(
         sent.iter()
             .filter(|s| s.status.as_ref().is_some_and(|st| st.code == 2))

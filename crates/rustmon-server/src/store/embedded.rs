@@ -1060,21 +1060,18 @@ fn plan_blocks(segments: &[Arc<Segment>], q: &SpanQuery) -> Vec<BlockPlan> {
             if b.max_start < q.from_ns || b.min_start >= q.to_ns {
                 continue;
             }
-            let longest = match &b.ops {
+            let bound = match &b.ops {
+                None if q.order == Order::Newest => b.max_start,
                 None => u64::MAX,
                 Some(ops) => match ops
                     .iter()
                     .filter(|o| op_may_match(q, o))
-                    .map(|o| o.max_duration)
+                    .map(|o| op_bound(q, o))
                     .max()
                 {
-                    Some(d) => d,
+                    Some(bound) => bound,
                     None => continue,
                 },
-            };
-            let bound = match q.order {
-                Order::Newest => b.max_start,
-                Order::Slowest => longest,
             };
             plan.push(BlockPlan {
                 segment: si,
@@ -1085,6 +1082,15 @@ fn plan_blocks(segments: &[Arc<Segment>], q: &SpanQuery) -> Vec<BlockPlan> {
     }
     plan.sort_by_key(|p| std::cmp::Reverse(p.bound));
     plan
+}
+
+/// The best sort key a span of the summarised operation `o` can have in the results of `q`.
+fn op_bound(q: &SpanQuery, o: &BlockOp) -> u64 {
+    match q.order {
+        Order::Slowest => o.max_duration,
+        Order::Newest if q.status == Some(STATUS_ERROR) => o.last_error_start,
+        Order::Newest => o.last_start,
+    }
 }
 
 /// Whether spans of the summarised operation `o` may match `q`.

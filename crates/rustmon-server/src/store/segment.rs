@@ -19,8 +19,9 @@
 //! The footer lists each block's offset, column lengths, trace-id range and time range, the
 //! services present, and a bloom filter over the segment's trace ids, so a trace-by-id lookup
 //! reads one block of one segment. After the bloom filter comes each block's operations
-//! (service, kind, name, longest duration, errors), so that a search skips blocks that cannot
-//! hold a match or a better one; segments written before that section existed have none.
+//! (service, kind, name, longest duration, errors, latest start, latest failed start), so that
+//! a search skips blocks that cannot hold a match or a better one; segments written before
+//! that section existed have none.
 
 use rustc_hash::FxHashMap;
 use std::fs::File;
@@ -77,6 +78,10 @@ pub struct BlockOp {
     pub max_duration: u64,
     /// Spans with error status.
     pub errors: u32,
+    /// Latest start.
+    pub last_start: u64,
+    /// Latest start of a span with error status (0 without errors).
+    pub last_error_start: u64,
 }
 
 /// Where one block lives and what it holds.
@@ -400,8 +405,8 @@ fn encode_block(
 /// Builds a block's [`BlockOp`]s, keyed by the dictionary ids of service and name and the kind.
 #[derive(Default)]
 struct OpSummary {
-    /// Key → (first row, longest duration, errors).
-    ops: FxHashMap<(u32, u32, u8), (usize, u64, u32)>,
+    /// Key → the first row of the operation (for its names) and its figures so far.
+    ops: FxHashMap<(u32, u32, u8), (usize, BlockOp)>,
     /// Bytes of the services and names of `ops`.
     bytes: usize,
 }
@@ -416,12 +421,25 @@ impl OpSummary {
         if self.too_big() {
             return;
         }
-        let e = self.ops.entry(key).or_insert_with(|| {
+        let (_, op) = self.ops.entry(key).or_insert_with(|| {
             self.bytes += s.service.len() + s.name.len();
-            (row, 0, 0)
+            let named = BlockOp {
+                service: String::new(),
+                kind: s.kind,
+                name: String::new(),
+                max_duration: 0,
+                errors: 0,
+                last_start: 0,
+                last_error_start: 0,
+            };
+            (row, named)
         });
-        e.1 = e.1.max(s.duration_ns);
-        e.2 += u32::from(s.is_error());
+        op.max_duration = op.max_duration.max(s.duration_ns);
+        op.last_start = op.last_start.max(s.start_ns);
+        if s.is_error() {
+            op.errors += 1;
+            op.last_error_start = op.last_error_start.max(s.start_ns);
+        }
     }
 
     fn finish(self, spans: &[&SpanRecord]) -> Option<Vec<BlockOp>> {
@@ -431,12 +449,10 @@ impl OpSummary {
         Some(
             self.ops
                 .into_values()
-                .map(|(row, max_duration, errors)| BlockOp {
+                .map(|(row, op)| BlockOp {
                     service: spans[row].service.to_string(),
-                    kind: spans[row].kind,
                     name: spans[row].name.clone(),
-                    max_duration,
-                    errors,
+                    ..op
                 })
                 .collect(),
         )
@@ -468,11 +484,16 @@ fn encode_footer(m: &SegmentMeta) -> Vec<u8> {
     for w in &m.bloom.bits {
         b.extend_from_slice(&w.to_le_bytes());
     }
+    put_uvarint(&mut b, OPS_SECTION);
     for bl in &m.blocks {
         encode_block_ops(&mut b, bl.ops.as_deref());
     }
     b
 }
+
+/// Tag of the footer section of block operation summaries in this layout. A footer ending in
+/// another tag (an earlier layout) is read without summaries.
+const OPS_SECTION: u64 = 0x6f70_7332;
 
 /// `0` for no summary, else the number of operations plus one, then each operation.
 fn encode_block_ops(b: &mut Vec<u8>, ops: Option<&[BlockOp]>) {
@@ -487,6 +508,8 @@ fn encode_block_ops(b: &mut Vec<u8>, ops: Option<&[BlockOp]>) {
         put_bytes(b, op.name.as_bytes());
         put_uvarint(b, op.max_duration);
         put_uvarint(b, u64::from(op.errors));
+        put_uvarint(b, op.last_start);
+        put_uvarint(b, op.last_error_start);
     }
 }
 
@@ -503,6 +526,8 @@ fn decode_block_ops(r: &mut Reader<'_>) -> Result<Option<Vec<BlockOp>>, CorruptE
             name: r.str()?.to_string(),
             max_duration: r.uvarint()?,
             errors: r.len(u32::MAX as usize)? as u32,
+            last_start: r.uvarint()?,
+            last_error_start: r.uvarint()?,
         });
     }
     Ok(Some(ops))
@@ -547,7 +572,7 @@ fn decode_footer(b: &[u8]) -> Result<SegmentMeta, CorruptError> {
     for _ in 0..nw {
         bits.push(u64::from_le_bytes(r.array()?));
     }
-    if r.remaining() > 0 {
+    if r.remaining() > 0 && r.uvarint()? == OPS_SECTION {
         for bl in &mut blocks {
             bl.ops = decode_block_ops(&mut r)?;
         }
@@ -1026,6 +1051,14 @@ mod tests {
             let ops = r.ops.as_ref().expect("summary");
             assert_eq!(w.ops.as_ref(), Some(ops));
             assert!(ops.iter().all(|o| o.service == "svc" && o.kind == 2));
+            assert!(
+                ops.iter()
+                    .all(|o| o.last_start <= r.max_start && o.last_start > 0)
+            );
+            assert!(
+                ops.iter()
+                    .all(|o| (o.errors > 0) == (o.last_error_start > 0))
+            );
             let op0 = ops.iter().find(|o| o.name == "op0").unwrap();
             slowest = slowest.max(op0.max_duration);
             errors += op0.errors;
