@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::mem::ManuallyDrop;
 use std::time::Duration;
 
 use crate::clock::Instant;
@@ -244,7 +245,9 @@ struct Live {
 /// ```
 #[must_use = "an event is recorded when finished or dropped; bind it to a variable"]
 pub struct Event {
-    live: Option<Live>,
+    /// `None` once submitted (or when inert). Never dropped implicitly: `Drop` submits it, and
+    /// leaving out the drop glue saves an inert event an out-of-line call.
+    live: ManuallyDrop<Option<Live>>,
 }
 
 impl Event {
@@ -286,7 +289,9 @@ impl Event {
     /// An event that records nothing.
     #[inline(always)]
     pub const fn inert() -> Event {
-        Event { live: None }
+        Event {
+            live: ManuallyDrop::new(None),
+        }
     }
 
     #[inline]
@@ -325,17 +330,17 @@ impl Event {
         let start = Instant::now();
         record.start_unix_nanos = clock::unix_nanos_at(start);
         Event {
-            live: Some(Live {
+            live: ManuallyDrop::new(Some(Live {
                 record,
                 start,
                 sink,
-            }),
+            })),
         }
     }
 
     /// Starts a child of this event, recorded by the same monitor.
     pub fn new_child(&self, kind: Kind, name: impl Into<Cow<'static, str>>) -> Event {
-        match &self.live {
+        match &*self.live {
             None => Event::inert(),
             Some(live) => {
                 let parent = Some(live.record.context());
@@ -371,7 +376,7 @@ impl Event {
     /// Sets an attribute (a later value for the same key wins on export).
     #[inline(always)]
     pub fn set(&mut self, key: impl Into<Key>, value: impl Into<Value>) -> &mut Self {
-        if let Some(live) = &mut self.live {
+        if let Some(live) = &mut *self.live {
             live.record.attributes.push(KeyValue {
                 key: key.into(),
                 value: value.into(),
@@ -389,7 +394,7 @@ impl Event {
 
     /// Renames the event, e.g. once a router has matched the route template.
     pub fn set_name(&mut self, name: impl Into<Cow<'static, str>>) -> &mut Self {
-        if let Some(live) = &mut self.live {
+        if let Some(live) = &mut *self.live {
             live.record.name = name.into();
         }
         self
@@ -403,7 +408,7 @@ impl Event {
     /// Tags the event with the plugin that records it (see [`PluginListener`](crate::PluginListener)).
     #[inline]
     pub fn with_plugin(mut self, plugin: &'static str) -> Self {
-        if let Some(live) = &mut self.live {
+        if let Some(live) = &mut *self.live {
             live.record.plugin = plugin;
         }
         self
@@ -411,7 +416,7 @@ impl Event {
 
     /// Tags the event with the plugin that records it, in place.
     pub fn set_plugin(&mut self, plugin: &'static str) -> &mut Self {
-        if let Some(live) = &mut self.live {
+        if let Some(live) = &mut *self.live {
             live.record.plugin = plugin;
         }
         self
@@ -419,7 +424,7 @@ impl Event {
 
     /// Changes the kind, e.g. once a bridged span says what it is.
     pub fn set_kind(&mut self, kind: Kind) -> &mut Self {
-        if let Some(live) = &mut self.live {
+        if let Some(live) = &mut *self.live {
             live.record.kind = kind;
         }
         self
@@ -428,7 +433,7 @@ impl Event {
     /// Sets how the operation ended.
     #[inline]
     pub fn set_status(&mut self, status: Status) -> &mut Self {
-        if let Some(live) = &mut self.live {
+        if let Some(live) = &mut *self.live {
             live.record.status = status;
         }
         self
@@ -440,7 +445,7 @@ impl Event {
         error_type: impl Into<Cow<'static, str>>,
         message: impl fmt::Display,
     ) -> &mut Self {
-        if let Some(live) = &mut self.live {
+        if let Some(live) = &mut *self.live {
             live.record.status = Status::Error;
             live.record.errors.push(ErrorInfo {
                 error_type: error_type.into(),
@@ -458,7 +463,7 @@ impl Event {
         error: &E,
         backtrace: bool,
     ) -> &mut Self {
-        if let Some(live) = &mut self.live {
+        if let Some(live) = &mut *self.live {
             let mut message = error.to_string();
             let mut source = error.source();
             while let Some(s) = source {
@@ -483,7 +488,7 @@ impl Event {
         name: impl Into<Cow<'static, str>>,
         attributes: Vec<KeyValue>,
     ) -> &mut Self {
-        if let Some(live) = &mut self.live {
+        if let Some(live) = &mut *self.live {
             live.record.span_events.push(SpanEvent {
                 name: name.into(),
                 time_unix_nanos: clock::now_unix_nanos(),
@@ -508,7 +513,7 @@ impl Event {
     /// Keeps this event even if its trace was sampled out, like an error or a slow event: for
     /// what is worth seeing whatever the sampling rate (a slow statement, a detected N+1).
     pub fn keep(&mut self) -> &mut Self {
-        if let Some(l) = &mut self.live {
+        if let Some(l) = &mut *self.live {
             l.record.keep = true;
         }
         self
@@ -523,7 +528,7 @@ impl Event {
 
     /// Drops the event without recording it.
     pub fn discard(mut self) {
-        self.live = None;
+        *self.live = None;
     }
 
     #[inline(always)]
@@ -563,7 +568,7 @@ impl Drop for Event {
 
 impl fmt::Debug for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.live {
+        match &*self.live {
             None => f.write_str("Event(inert)"),
             Some(l) => f
                 .debug_struct("Event")
