@@ -15,23 +15,23 @@
 //! query, an outgoing call and a render step each) spread over the last hour, plus the demo
 //! shop's traces (frontend → checkout → database/cache/payments). The page shown is `checkout`.
 //!
-//! RESULTS (2026-11-28, 2 cores shared with other engineers' builds, load average 4–5,
-//! `cargo bench` = release with debug info; 1,003,243–1,003,258 spans; two runs, median / p95):
+//! RESULTS (2026-11-28, 2 cores shared with other engineers' builds, load average 6–9,
+//! `cargo bench` = release with debug info; 1,003,110–1,003,164 spans; two runs, median / p95):
 //!
 //! | page (API calls at once) | run 1 | run 2 |
 //! |---|---|---|
-//! | service page (4 calls) | 41.8 / 64.0 ms | 26.4 / 30.6 ms |
-//! | services page (13 calls) | 95.5 / 216.0 ms | 107.4 / 150.8 ms |
-//! | trace page | 2.5 / 6.5 ms | 3.0 / 4.8 ms |
-//! | operation page (5 calls) | 135.4 / 219.8 ms | 68.4 / 87.3 ms |
-//! | — `histogram` alone | 3.9 / 9.1 ms | 6.9 / 12.2 ms |
-//! | — `traces?…&sort=slowest&limit=10` alone | 13.8 / 17.6 ms | 25.3 / 32.0 ms |
-//! | — `traces?…&status=error&limit=10` alone | 59.0 / 114.5 ms | 32.4 / 49.3 ms |
-//! | errors page: `/errors` (12 groups) | 3.1 / 5.6 ms | 4.2 / 8.1 ms |
-//! | `/services/checkout/errors` (5 groups) | 3.6 / 5.0 ms | 2.5 / 3.7 ms |
+//! | service page (4 calls) | 17.2 / 24.4 ms | 19.0 / 25.7 ms |
+//! | services page (13 calls) | 104.3 / 141.4 ms | 61.2 / 77.1 ms |
+//! | trace page | 2.1 / 7.0 ms | 1.8 / 4.9 ms |
+//! | operation page (5 calls) | 42.6 / 94.9 ms | 52.1 / 122.5 ms |
+//! | — `histogram` alone | 4.6 / 8.1 ms | 8.9 / 9.9 ms |
+//! | — `traces?…&sort=slowest&limit=10` alone | 16.8 / 24.5 ms | 27.9 / 95.0 ms |
+//! | — `traces?…&status=error&limit=10` alone | 24.4 / 70.3 ms | 25.9 / 53.0 ms |
+//! | errors page: `/errors` (12 groups) | 4.3 / 13.5 ms | 4.6 / 7.6 ms |
+//! | `/services/checkout/errors` (5 groups) | 1.5 / 6.8 ms | 2.6 / 11.5 ms |
 //!
 //! Before the histogram endpoint and the block summaries the operation page took 1558–1653 ms
-//! (median), each of its three trace searches reading all 1M spans.
+//! (median, load average 10–17), each of its three trace searches reading all 1M spans.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
