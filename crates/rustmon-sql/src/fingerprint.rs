@@ -287,22 +287,82 @@ impl<'a> Iterator for Toks<'a> {
     }
 }
 
-fn is_kw(t: Option<&Tok<'_>>, kw: &str) -> bool {
-    matches!(t, Some(Tok::Word(w)) if w.eq_ignore_ascii_case(kw))
+/// Extraction reads at most this many tokens.
+const MAX_TOKENS: usize = 256;
+
+/// The normalised text's tokens, read only as far as extraction looks: the operation and the
+/// collection usually come within the first dozen tokens of a long statement.
+struct Tokens<'a> {
+    lexer: Toks<'a>,
+    read: Vec<Tok<'a>>,
+}
+
+impl<'a> Tokens<'a> {
+    fn new(text: &'a str, dialect: Dialect) -> Self {
+        Tokens {
+            lexer: Toks {
+                s: text,
+                i: 0,
+                brackets: dialect == Dialect::Sqlite,
+            },
+            read: Vec::with_capacity(32),
+        }
+    }
+
+    /// The `j`-th token, or `None` past the end (or past [`MAX_TOKENS`]).
+    fn get(&mut self, j: usize) -> Option<Tok<'a>> {
+        while self.read.len() <= j && self.read.len() < MAX_TOKENS {
+            self.read.push(self.lexer.next()?);
+        }
+        self.read.get(j).copied()
+    }
+
+    fn is_kw(&mut self, j: usize, kw: &str) -> bool {
+        matches!(self.get(j), Some(Tok::Word(w)) if w.eq_ignore_ascii_case(kw))
+    }
+
+    /// The first index from `j` on whose token is not one of `words`.
+    fn skip(&mut self, mut j: usize, words: &[&str]) -> usize {
+        while let Some(Tok::Word(w)) = self.get(j) {
+            if !words.iter().any(|k| k.eq_ignore_ascii_case(w)) {
+                break;
+            }
+            j += 1;
+        }
+        j
+    }
+
+    /// The (possibly schema-qualified) name starting at token `j`.
+    fn qualified_name(&mut self, mut j: usize) -> Option<String> {
+        let mut name = String::new();
+        loop {
+            match self.get(j) {
+                Some(Tok::Word(w)) | Some(Tok::Quoted(w)) => {
+                    if w.is_empty() || w == "?" {
+                        return None;
+                    }
+                    name.push_str(w)
+                }
+                _ => return None,
+            }
+            if self.get(j + 1) == Some(Tok::Punct(b'.')) {
+                name.push('.');
+                j += 2;
+            } else {
+                break;
+            }
+        }
+        // A lone keyword is not a table (`SELECT … FROM (`, `DELETE FROM WHERE` cannot happen).
+        if name.is_empty() { None } else { Some(name) }
+    }
 }
 
 /// The operation and collection of a normalised statement.
 pub(crate) fn extract(text: &str, dialect: Dialect) -> (Option<&'static str>, Option<String>) {
-    let toks: Vec<Tok<'_>> = Toks {
-        s: text,
-        i: 0,
-        brackets: dialect == Dialect::Sqlite,
-    }
-    .take(256)
-    .collect();
+    let mut toks = Tokens::new(text, dialect);
     let mut i = 0;
     let mut depth = 0usize;
-    while i < toks.len() && toks[i] == Tok::Punct(b'(') {
+    while toks.get(i) == Some(Tok::Punct(b'(')) {
         i += 1;
         depth += 1;
     }
@@ -318,8 +378,8 @@ pub(crate) fn extract(text: &str, dialect: Dialect) -> (Option<&'static str>, Op
         let mut d = depth;
         let mut j = i + 1;
         op = None;
-        while j < toks.len() {
-            match toks[j] {
+        while let Some(t) = toks.get(j) {
+            match t {
                 Tok::Punct(b'(') => d += 1,
                 Tok::Punct(b')') => d = d.saturating_sub(1),
                 Tok::Word(w) if d == depth => {
@@ -340,24 +400,14 @@ pub(crate) fn extract(text: &str, dialect: Dialect) -> (Option<&'static str>, Op
     let Some(op) = op else {
         return (None, None);
     };
-    let skip = |mut j: usize, words: &[&str]| {
-        while let Some(Tok::Word(w)) = toks.get(j) {
-            if words.iter().any(|k| k.eq_ignore_ascii_case(w)) {
-                j += 1;
-            } else {
-                break;
-            }
-        }
-        j
-    };
     let at = match op {
         "SELECT" | "DELETE" => {
             // FROM at the statement's own depth.
             let mut d = depth;
             let mut j = i + 1;
             let mut found = None;
-            while j < toks.len() {
-                match toks[j] {
+            while let Some(t) = toks.get(j) {
+                match t {
                     Tok::Punct(b'(') => d += 1,
                     Tok::Punct(b')') => {
                         if d == depth {
@@ -366,7 +416,7 @@ pub(crate) fn extract(text: &str, dialect: Dialect) -> (Option<&'static str>, Op
                         d -= 1;
                     }
                     Tok::Word(w) if d == depth && w.eq_ignore_ascii_case("FROM") => {
-                        found = Some(skip(j + 1, &["ONLY"]));
+                        found = Some(toks.skip(j + 1, &["ONLY"]));
                         break;
                     }
                     _ => {}
@@ -375,7 +425,7 @@ pub(crate) fn extract(text: &str, dialect: Dialect) -> (Option<&'static str>, Op
             }
             found
         }
-        "INSERT" | "REPLACE" => Some(skip(
+        "INSERT" | "REPLACE" => Some(toks.skip(
             i + 1,
             &[
                 "INTO",
@@ -390,7 +440,7 @@ pub(crate) fn extract(text: &str, dialect: Dialect) -> (Option<&'static str>, Op
                 "HIGH_PRIORITY",
             ],
         )),
-        "UPDATE" => Some(skip(
+        "UPDATE" => Some(toks.skip(
             i + 1,
             &[
                 "ONLY",
@@ -403,9 +453,9 @@ pub(crate) fn extract(text: &str, dialect: Dialect) -> (Option<&'static str>, Op
                 "REPLACE",
             ],
         )),
-        "TRUNCATE" => Some(skip(i + 1, &["TABLE", "ONLY"])),
+        "TRUNCATE" => Some(toks.skip(i + 1, &["TABLE", "ONLY"])),
         "CREATE" | "DROP" | "ALTER" => {
-            let j = skip(
+            let j = toks.skip(
                 i + 1,
                 &[
                     "OR",
@@ -418,41 +468,20 @@ pub(crate) fn extract(text: &str, dialect: Dialect) -> (Option<&'static str>, Op
                     "UNIQUE",
                 ],
             );
-            if is_kw(toks.get(j), "TABLE") {
-                Some(skip(j + 1, &["IF", "NOT", "EXISTS", "ONLY"]))
-            } else if is_kw(toks.get(j), "INDEX") {
+            if toks.is_kw(j, "TABLE") {
+                Some(toks.skip(j + 1, &["IF", "NOT", "EXISTS", "ONLY"]))
+            } else if toks.is_kw(j, "INDEX") {
                 // CREATE INDEX name ON table
-                (j + 1..toks.len())
-                    .find(|&k| is_kw(toks.get(k), "ON"))
-                    .map(|k| skip(k + 1, &["ONLY"]))
+                let mut k = j + 1;
+                while toks.get(k).is_some() && !toks.is_kw(k, "ON") {
+                    k += 1;
+                }
+                toks.is_kw(k, "ON").then(|| toks.skip(k + 1, &["ONLY"]))
             } else {
                 None
             }
         }
         _ => None,
     };
-    (Some(op), at.and_then(|j| qualified_name(&toks, j)))
-}
-
-fn qualified_name(toks: &[Tok<'_>], mut j: usize) -> Option<String> {
-    let mut name = String::new();
-    loop {
-        match toks.get(j) {
-            Some(Tok::Word(w)) | Some(Tok::Quoted(w)) => {
-                if w.is_empty() || *w == "?" {
-                    return None;
-                }
-                name.push_str(w)
-            }
-            _ => return None,
-        }
-        if toks.get(j + 1) == Some(&Tok::Punct(b'.')) {
-            name.push('.');
-            j += 2;
-        } else {
-            break;
-        }
-    }
-    // A lone keyword is not a table (`SELECT … FROM (`, `DELETE FROM WHERE` cannot happen).
-    if name.is_empty() { None } else { Some(name) }
+    (Some(op), at.and_then(|j| toks.qualified_name(j)))
 }
