@@ -52,9 +52,21 @@ fn is_ident_start(c: u8) -> bool {
     c.is_ascii_alphabetic() || c == b'_' || c >= 0x80
 }
 
+/// The bytes that may continue an identifier, as a table: identifiers are most of a statement.
+const IDENT_CHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        t[i] = c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80;
+        i += 1;
+    }
+    t
+};
+
 #[inline]
 fn is_ident_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80
+    IDENT_CHAR[c as usize]
 }
 
 #[inline]
@@ -93,7 +105,11 @@ impl Normaliser<'_> {
             let c = self.b[self.pos];
             match c {
                 _ if is_space(c) => {
-                    self.pos += 1;
+                    let rest = &self.b[self.pos + 1..];
+                    self.pos += 1 + rest
+                        .iter()
+                        .position(|&c| !is_space(c))
+                        .unwrap_or(rest.len());
                     self.space_pending = true;
                 }
                 b'-' if self.peek(1) == Some(b'-') => self.line_comment(),
@@ -315,9 +331,11 @@ impl Normaliser<'_> {
     }
 
     fn skip_ident(&mut self) {
-        while self.pos < self.b.len() && is_ident_char(self.b[self.pos]) {
-            self.pos += 1;
-        }
+        let rest = &self.b[self.pos..];
+        self.pos += rest
+            .iter()
+            .position(|&c| !is_ident_char(c))
+            .unwrap_or(rest.len());
     }
 
     fn word(&mut self) {
