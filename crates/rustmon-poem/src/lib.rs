@@ -240,7 +240,7 @@ where
                         ev.record_error("poem::Error", &err);
                     }
                 }
-                record.respond(status.as_u16(), &()).end();
+                record.respond(status.as_u16(), &()).end_unseen();
                 Err(err)
             }
         })

@@ -81,7 +81,7 @@
 //! framework's error type records ([`Behaviour::error`]); whether the body of an answer built
 //! from an error after the middleware is counted ([`Behaviour::error_bodies_counted`]: not in
 //! poem, whose server turns an endpoint's `Err` into a response after every middleware, so its
-//! event records the status with `http.response.body.size` 0).
+//! event records the status and no `http.response.body.size`).
 //!
 //! Tests that only one framework can make stay in its test file, on the same [`Harness`]:
 //! rocket's catch-all segments, request guards, catchers in context and routes outside
@@ -280,7 +280,7 @@ pub struct Behaviour {
     pub route_before_handler: bool,
     /// The body of an answer the framework builds from an error after the middleware (the 404
     /// of an unmatched route, the framework's error type) is counted in
-    /// `http.response.body.size`.
+    /// `http.response.body.size` (where it is not, the attribute is left out rather than wrong).
     pub error_bodies_counted: bool,
     /// What `GET /error` records as an error (its message containing [`DB_DOWN`]); `None` where
     /// the framework has no error type and `/error` is a plain 503.
@@ -518,6 +518,8 @@ pub async fn names_use_route_templates_and_record_http_attributes<S: Server>() {
         if S::BEHAVIOUR.error_bodies_counted {
             // The body counted is the one the client receives, whoever wrote it.
             e = e.attr("http.response.body.size", not_found.len() as i64);
+        } else {
+            e = e.no_attr("http.response.body.size");
         }
         e.one();
         h.capture
@@ -593,6 +595,8 @@ pub async fn status_classes_and_framework_errors_drive_the_event_status<S: Serve
             .no_attr("rustmon.cancelled");
         if S::BEHAVIOUR.error_bodies_counted {
             e = e.attr("http.response.body.size", error_body.len() as i64);
+        } else {
+            e = e.no_attr("http.response.body.size");
         }
         let e = e.one();
         match error.map(|e| e.recorded) {

@@ -583,6 +583,15 @@ impl BodyRecord {
         self.close(false);
     }
 
+    /// The body is produced out of the middleware's sight (poem turns an endpoint's `Err` into
+    /// the response after every middleware): finishes the event without claiming a body size or
+    /// a captured body.
+    pub fn end_unseen(mut self) {
+        if let Some(s) = self.state.take() {
+            s.event.finish();
+        }
+    }
+
     /// The body failed while streaming: records the error and finishes the event.
     pub fn failed(mut self, error_type: &'static str, message: &dyn fmt::Display) {
         if let Some(s) = &mut self.state {
