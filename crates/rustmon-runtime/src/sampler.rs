@@ -283,7 +283,9 @@ impl RuntimeSampler {
                     "1",
                     Vec::new(),
                     now_ns,
-                    ((cpu - last) / (wall * self.cpus)).max(0.0),
+                    // The kernel brings other threads' CPU time up to date at ticks and context
+                    // switches, so a short window can be charged more than it lasted.
+                    ((cpu - last) / (wall * self.cpus)).clamp(0.0, 1.0),
                 ));
             }
         }
