@@ -25,9 +25,10 @@ use prost::Message;
 use tokio::sync::Semaphore;
 
 use crate::metrics::SelfMetrics;
-use crate::model::convert_traces;
+use crate::model::{Converted, convert_traces};
 use crate::otlp::{self, DecodeError, Encoding};
 use crate::store::{Store, StoreError};
+use crate::wire;
 
 /// Seconds a throttled client is told to wait.
 pub const RETRY_AFTER_SECS: u64 = 1;
@@ -74,9 +75,17 @@ impl Ingest {
     pub async fn traces(
         &self,
         req: ExportTraceServiceRequest,
-        wal: Vec<u8>,
+        wal: Bytes,
     ) -> Result<(u64, Option<String>), IngestError> {
-        let conv = convert_traces(req);
+        self.converted(convert_traces(req), wal).await
+    }
+
+    /// Stores spans converted from a trace request whose protobuf encoding is `wal`.
+    async fn converted(
+        &self,
+        conv: Converted,
+        wal: Bytes,
+    ) -> Result<(u64, Option<String>), IngestError> {
         let m = &self.metrics;
         m.spans_received
             .fetch_add(conv.spans.len() as u64 + conv.rejected, Ordering::Relaxed);
@@ -262,18 +271,28 @@ async fn http_traces(State(ing): State<Ingest>, headers: HeaderMap, body: Body) 
             return decode_error_response(&e);
         }
     };
-    let req = match otlp::decode_traces(enc, &bytes) {
-        Ok(r) => r,
+    // protobuf is decoded straight into spans and logged as received; JSON goes through the
+    // prost types and is logged re-encoded
+    let decoded = match enc {
+        Encoding::Protobuf => wire::decode_traces(&bytes)
+            .map(|conv| (conv, bytes))
+            .map_err(|e| DecodeError::Malformed {
+                kind: "protobuf",
+                what: "ExportTraceServiceRequest",
+                msg: e.to_string(),
+            }),
+        Encoding::Json => otlp::decode_traces(enc, &bytes)
+            .map(|req| (Bytes::from(req.encode_to_vec()), req))
+            .map(|(wal, req)| (convert_traces(req), wal)),
+    };
+    let (conv, wal) = match decoded {
+        Ok(x) => x,
         Err(e) => {
             ing.metrics.requests_invalid.fetch_add(1, Ordering::Relaxed);
             return decode_error_response(&(e, Some(enc)));
         }
     };
-    let wal = match enc {
-        Encoding::Protobuf => bytes.to_vec(),
-        Encoding::Json => req.encode_to_vec(),
-    };
-    match ing.traces(req, wal).await {
+    match ing.converted(conv, wal).await {
         Ok((rejected, msg)) => ok_response(
             enc,
             &ExportTraceServiceResponse {
@@ -370,7 +389,7 @@ impl TraceService for GrpcTraces {
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
         let req = request.into_inner();
-        let wal = req.encode_to_vec();
+        let wal = Bytes::from(req.encode_to_vec());
         let (rejected, msg) = self.0.traces(req, wal).await.map_err(status_of)?;
         Ok(tonic::Response::new(ExportTraceServiceResponse {
             partial_success: (rejected > 0).then(|| ExportTracePartialSuccess {

@@ -19,3 +19,4 @@ pub mod otlp;
 pub mod server;
 pub mod store;
 pub mod testdata;
+pub mod wire;

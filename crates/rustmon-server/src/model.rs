@@ -276,8 +276,9 @@ pub fn convert_attrs(kvs: Vec<KeyValue>) -> Attrs {
 /// Result of converting an export request.
 #[derive(Debug, Default)]
 pub struct Converted {
-    /// Spans accepted.
-    pub spans: Vec<SpanRecord>,
+    /// Spans accepted, each in the allocation the store keeps (made by the receiving thread, so
+    /// the store's single writer thread only links them in).
+    pub spans: Vec<Arc<SpanRecord>>,
     /// Spans rejected.
     pub rejected: u64,
     /// Why the first rejected span was rejected.
@@ -368,7 +369,7 @@ pub fn convert_traces(req: ExportTraceServiceRequest) -> Converted {
                 };
                 let mut attributes = convert_attrs(s.attributes);
                 add_fingerprint(&mut attributes);
-                out.spans.push(SpanRecord {
+                out.spans.push(Arc::new(SpanRecord {
                     trace_id,
                     span_id,
                     parent_span_id,
@@ -390,7 +391,7 @@ pub fn convert_traces(req: ExportTraceServiceRequest) -> Converted {
                         })
                         .collect(),
                     resource: resource.clone(),
-                });
+                }));
             }
         }
     }
@@ -399,7 +400,7 @@ pub fn convert_traces(req: ExportTraceServiceRequest) -> Converted {
 
 /// Adds [`FINGERPRINT_KEY`] computed from `db.query.text` (or the older `db.statement`) when
 /// the agent did not send one.
-fn add_fingerprint(attrs: &mut Attrs) {
+pub(crate) fn add_fingerprint(attrs: &mut Attrs) {
     let mut text = None;
     for (k, v) in attrs.iter() {
         match k.as_str() {

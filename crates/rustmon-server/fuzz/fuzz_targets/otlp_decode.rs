@@ -1,11 +1,12 @@
 //! Fuzz the OTLP decoding path: gzip, protobuf and JSON decoding of trace and metric export
-//! requests, conversion into stored spans (ids, attributes, fingerprints), the segment codec
-//! round trip, and the WAL record reader. Nothing may panic.
+//! requests, conversion into stored spans (ids, attributes, fingerprints), the direct protobuf
+//! decoder against prost and the conversion, the segment codec round trip, and the WAL record
+//! reader. Nothing may panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use rustmon_server::otlp::{self, Encoding};
-use rustmon_server::{model, store};
+use rustmon_server::{model, store, wire};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&sel, body)) = data.split_first() else {
@@ -25,7 +26,15 @@ fuzz_target!(|data: &[u8]| {
         body
     };
     if sel & 4 == 0 {
-        if let Ok(req) = otlp::decode_traces(enc, body) {
+        let decoded = otlp::decode_traces(enc, body);
+        if enc == Encoding::Protobuf {
+            // the receiver's direct decoder must agree with prost and the conversion
+            let show = |c: &model::Converted| format!("{:?} {} {:?}", c.spans, c.rejected, c.error);
+            let direct = wire::decode_traces(body).ok().map(|c| show(&c));
+            let via_prost = decoded.as_ref().ok().map(|r| show(&model::convert_traces(r.clone())));
+            assert_eq!(direct, via_prost);
+        }
+        if let Ok(req) = decoded {
             let conv = model::convert_traces(req);
             for s in &conv.spans {
                 let _ = s.to_json();
@@ -35,7 +44,7 @@ fuzz_target!(|data: &[u8]| {
                 let dir = std::env::temp_dir().join(format!("rustmon-fuzz-{}", std::process::id()));
                 let _ = std::fs::create_dir_all(&dir);
                 let path = dir.join("f.seg");
-                let mut refs: Vec<&model::SpanRecord> = conv.spans.iter().collect();
+                let mut refs: Vec<&model::SpanRecord> = conv.spans.iter().map(|s| &**s).collect();
                 let meta = store::segment::write_segment(&path, &mut refs, 1).expect("write segment");
                 let mut f = std::fs::File::open(&path).expect("open segment");
                 let mut n = 0;

@@ -10,8 +10,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use prost::Message;
+use prost::bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, params};
 use rustc_hash::FxHashMap;
 
@@ -24,7 +23,7 @@ use super::{
     StoreError, StoreStats,
 };
 use crate::metrics::SelfMetrics;
-use crate::model::{MetricPoint, STATUS_ERROR, SpanRecord, convert_traces};
+use crate::model::{MetricPoint, STATUS_ERROR, SpanRecord};
 
 /// Tuning of the embedded store.
 #[derive(Debug, Clone)]
@@ -76,7 +75,7 @@ impl Memtable {
         }
     }
 
-    fn add(&mut self, s: SpanRecord, linker: &mut Linker) {
+    fn add(&mut self, s: Arc<SpanRecord>, linker: &mut Linker) {
         if self.spans.is_empty() {
             self.created = Instant::now();
         }
@@ -86,7 +85,7 @@ impl Memtable {
             .entry(s.trace_id)
             .or_default()
             .push(self.spans.len() as u32);
-        self.spans.push(Arc::new(s));
+        self.spans.push(s);
     }
 }
 
@@ -107,8 +106,8 @@ struct View {
 }
 
 struct Batch {
-    wal: Vec<u8>,
-    spans: Vec<SpanRecord>,
+    wal: Bytes,
+    spans: Vec<Arc<SpanRecord>>,
     cost: u64,
     ack: tokio::sync::oneshot::Sender<Result<(), String>>,
 }
@@ -213,8 +212,8 @@ impl EmbeddedStore {
             last = last.max(seq);
             wal::replay(&opts.dir, seq, |kind, payload| {
                 if kind == wal::KIND_TRACES {
-                    if let Ok(req) = ExportTraceServiceRequest::decode(payload) {
-                        for s in convert_traces(req).spans {
+                    if let Ok(conv) = crate::wire::decode_traces(payload) {
+                        for s in conv.spans {
                             replayed += 1;
                             active.add(s, &mut linker);
                         }
@@ -635,7 +634,7 @@ fn mem_matches(q: &SpanQuery, s: &SpanRecord) -> bool {
 }
 
 impl Store for EmbeddedStore {
-    fn submit_spans(&self, wal: Vec<u8>, spans: Vec<SpanRecord>) -> Result<Ack, StoreError> {
+    fn submit_spans(&self, wal: Bytes, spans: Vec<Arc<SpanRecord>>) -> Result<Ack, StoreError> {
         if self.inner.closed.load(Ordering::Relaxed) {
             return Err(StoreError::Closed);
         }

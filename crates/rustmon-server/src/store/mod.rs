@@ -10,9 +10,11 @@ pub mod segment;
 pub mod wal;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 pub use db::{ErrorRow, OpRow};
 pub use embedded::{EmbeddedStore, StoreOptions};
+use prost::bytes::Bytes;
 use rollup::Agg;
 
 use crate::model::{MetricPoint, SpanRecord};
@@ -143,7 +145,7 @@ pub trait Store: Send + Sync + 'static {
     /// Queues spans for durable storage. `wal` is the OTLP protobuf request they came from,
     /// written to the log before acknowledging. Fails with [`StoreError::Full`] at once when the
     /// bounded queue has no room.
-    fn submit_spans(&self, wal: Vec<u8>, spans: Vec<SpanRecord>) -> Result<Ack, StoreError>;
+    fn submit_spans(&self, wal: Bytes, spans: Vec<Arc<SpanRecord>>) -> Result<Ack, StoreError>;
     /// Stores metric points durably.
     fn insert_metrics(&self, points: &[MetricPoint]) -> Result<(), StoreError>;
     /// Merges RED rollups an agent computed (from its `rustmon.operation.duration` metric).
