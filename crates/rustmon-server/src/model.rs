@@ -1,9 +1,12 @@
 //! The collector's own span and metric types, and their conversion from OTLP.
 
-use std::sync::Arc;
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::sync::{Arc, Mutex};
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use rustc_hash::FxHashSet;
 use serde::Serialize;
 use serde_json::{Value as Json, json};
 
@@ -72,8 +75,58 @@ impl AttrValue {
     }
 }
 
+/// An attribute key: usually one of the few names every span repeats, shared (see [`key`]).
+pub type Key = Cow<'static, str>;
+
 /// Key/value attributes.
-pub type Attrs = Vec<(String, AttrValue)>;
+pub type Attrs = Vec<(Key, AttrValue)>;
+
+/// Distinct attribute keys shared process-wide; keys beyond these are allocated per span.
+const MAX_KEYS: usize = 4096;
+/// Longer keys are never shared.
+const MAX_KEY_LEN: usize = 128;
+
+static KEYS: Mutex<Option<FxHashSet<&'static str>>> = Mutex::new(None);
+
+thread_local! {
+    static LOCAL_KEYS: RefCell<FxHashSet<&'static str>> = RefCell::default();
+}
+
+/// The attribute key `k`, shared with every other span that has it.
+///
+/// A span's attribute names repeat in every span (`http.route`, `db.query.text`, …), and
+/// allocating each again cost about a third of the allocations of ingest. The first
+/// [`MAX_KEYS`] distinct keys of at most [`MAX_KEY_LEN`] bytes are kept for the life of the
+/// process (at most 512 KiB, so that a client sending random keys cannot grow memory); a
+/// thread finds them in its own set without a lock after the first time.
+pub fn key(k: &str) -> Key {
+    if k.len() > MAX_KEY_LEN {
+        return Cow::Owned(k.to_string());
+    }
+    if let Some(s) = LOCAL_KEYS.with(|l| l.borrow().get(k).copied()) {
+        return Cow::Borrowed(s);
+    }
+    let shared = {
+        let mut g = KEYS.lock().unwrap_or_else(|e| e.into_inner());
+        let set = g.get_or_insert_with(FxHashSet::default);
+        match set.get(k) {
+            Some(&s) => Some(s),
+            None if set.len() < MAX_KEYS => {
+                let s: &'static str = Box::leak(k.into());
+                set.insert(s);
+                Some(s)
+            }
+            None => None,
+        }
+    };
+    match shared {
+        Some(s) => {
+            LOCAL_KEYS.with(|l| l.borrow_mut().insert(s));
+            Cow::Borrowed(s)
+        }
+        None => Cow::Owned(k.to_string()),
+    }
+}
 
 /// An event inside a span.
 #[derive(Debug, Clone, PartialEq)]
@@ -185,7 +238,11 @@ pub fn status_name(s: u8) -> &'static str {
 
 /// Attributes as a JSON object.
 pub fn attrs_json(a: &Attrs) -> Json {
-    Json::Object(a.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
+    Json::Object(
+        a.iter()
+            .map(|(k, v)| (k.to_string(), v.to_json()))
+            .collect(),
+    )
 }
 
 /// Lowercase hex of bytes.
@@ -269,7 +326,7 @@ fn any_json(v: &any_value::Value) -> Json {
 /// Converts OTLP attributes.
 pub fn convert_attrs(kvs: Vec<KeyValue>) -> Attrs {
     kvs.into_iter()
-        .map(|kv| (kv.key, any_value(kv.value)))
+        .map(|kv| (key(&kv.key), any_value(kv.value)))
         .collect()
 }
 
@@ -311,7 +368,7 @@ pub fn convert_traces(req: ExportTraceServiceRequest) -> Converted {
                     }
                 }
             } else {
-                resource.push((kv.key, v));
+                resource.push((key(&kv.key), v));
             }
         }
         let resource = Arc::new(resource);
@@ -403,7 +460,7 @@ pub fn convert_traces(req: ExportTraceServiceRequest) -> Converted {
 pub(crate) fn add_fingerprint(attrs: &mut Attrs) {
     let mut text = None;
     for (k, v) in attrs.iter() {
-        match k.as_str() {
+        match &**k {
             FINGERPRINT_KEY => return,
             "db.query.text" | "db.statement" => {
                 if let AttrValue::Str(s) = v {
@@ -415,7 +472,9 @@ pub(crate) fn add_fingerprint(attrs: &mut Attrs) {
     }
     if let Some(t) = text {
         let f = fingerprint(t);
-        attrs.push((FINGERPRINT_KEY.to_string(), AttrValue::Str(f)));
+        // the agent's attributes were sized exactly: grow by one, not by doubling
+        attrs.reserve_exact(1);
+        attrs.push((Cow::Borrowed(FINGERPRINT_KEY), AttrValue::Str(f)));
     }
 }
 

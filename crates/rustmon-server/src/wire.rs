@@ -18,7 +18,7 @@ use opentelemetry_proto::tonic::trace::v1::span::Link;
 use prost::Message;
 
 use crate::model::{
-    AttrValue, Attrs, Converted, STATUS_UNSET, SpanEvent, SpanRecord, UNKNOWN_SERVICE,
+    AttrValue, Attrs, Converted, Key, STATUS_UNSET, SpanEvent, SpanRecord, UNKNOWN_SERVICE,
     add_fingerprint, any_value, hex,
 };
 
@@ -250,7 +250,7 @@ fn decode_scope_spans<'a>(buf: &'a [u8], spans: &mut Vec<&'a [u8]>) -> Result<()
     Ok(())
 }
 
-fn decode_kv(buf: &[u8], depth: u32) -> Result<(String, AttrValue)> {
+fn decode_kv(buf: &[u8], depth: u32) -> Result<(Key, AttrValue)> {
     let mut key = "";
     let mut values: Vec<&[u8]> = Vec::new();
     let mut f = fields(buf, depth);
@@ -275,7 +275,7 @@ fn decode_kv(buf: &[u8], depth: u32) -> Result<(String, AttrValue)> {
             any_value(Some(v))
         }
     };
-    Ok((key.to_string(), value))
+    Ok((crate::model::key(key), value))
 }
 
 /// The last scalar an `AnyValue` holds, or an array or map through prost.
@@ -350,6 +350,19 @@ fn decode_status<'a>(buf: &'a [u8], code: &mut i32, message: &mut &'a str) -> Re
     Ok(())
 }
 
+/// How many times field `tag` occurs in a message (a malformed message is refused later).
+fn count_fields(buf: &[u8], tag: u32) -> usize {
+    let mut f = fields(buf, 0);
+    let mut n = 0;
+    while let Ok(Some((t, wt))) = f.next() {
+        n += usize::from(t == tag);
+        if f.skip(t, wt).is_err() {
+            break;
+        }
+    }
+    n
+}
+
 fn reject(out: &mut Converted, why: impl FnOnce() -> String) {
     out.rejected += 1;
     if out.error.is_none() {
@@ -367,7 +380,8 @@ fn decode_span(
     let mut name = "";
     let (mut kind, mut start, mut end) = (0i32, 0u64, 0u64);
     let mut status: Option<(i32, &str)> = None;
-    let mut attributes = Attrs::new();
+    // sized exactly: a span's attributes are most of its memory while it waits to be sealed
+    let mut attributes = Attrs::with_capacity(count_fields(buf, 9));
     let mut events = Vec::new();
     let mut f = fields(buf, 3);
     while let Some((tag, wt)) = f.next()? {

@@ -24,6 +24,7 @@
 //! that section existed have none.
 
 use rustc_hash::FxHashMap;
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
@@ -925,16 +926,19 @@ fn read_attrs(
     dictb: &[u8],
     dict: &[(u32, u32)],
 ) -> Result<Attrs, CorruptError> {
-    let s = |i: u64| -> Result<String, CorruptError> {
+    let raw = |i: u64| -> Result<Cow<'_, str>, CorruptError> {
         let (a, l) = *dict
             .get(i as usize)
             .ok_or(CorruptError("dictionary index out of range"))?;
-        Ok(String::from_utf8_lossy(&dictb[a as usize..(a + l) as usize]).into_owned())
+        Ok(String::from_utf8_lossy(
+            &dictb[a as usize..(a + l) as usize],
+        ))
     };
+    let s = |i: u64| raw(i).map(Cow::into_owned);
     let n = r.len(1 << 20)?;
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
-        let k = s(r.uvarint()?)?;
+        let k = crate::model::key(&raw(r.uvarint()?)?);
         let v = match r.u8()? {
             0 => AttrValue::Str(s(r.uvarint()?)?),
             1 => AttrValue::Int(r.ivarint()?),
