@@ -67,9 +67,15 @@ struct Memtable {
 
 impl Memtable {
     fn new() -> Self {
+        Self::with_capacity(0, 0)
+    }
+
+    /// A table with room for `spans` spans of `traces` traces, sized like the one it follows
+    /// rather than grown by doubling (which rehashed every trace each time).
+    fn with_capacity(spans: usize, traces: usize) -> Self {
         Memtable {
-            spans: Vec::new(),
-            by_trace: FxHashMap::default(),
+            spans: Vec::with_capacity(spans),
+            by_trace: FxHashMap::with_capacity_and_hasher(traces, Default::default()),
             rollups: Rollups::default(),
             created: Instant::now(),
         }
@@ -365,7 +371,8 @@ fn writer(inner: Arc<Inner>, rx: Receiver<Msg>, mut wal: Wal, seal_tx: SyncSende
             let m = {
                 let mut g = inner.view.write().unwrap_or_else(|e| e.into_inner());
                 let v = &mut *g;
-                let mut m = std::mem::replace(&mut v.active, Memtable::new());
+                let next = Memtable::with_capacity(v.active.spans.len(), v.active.by_trace.len());
+                let mut m = std::mem::replace(&mut v.active, next);
                 v.linker.rotate(&mut v.active.rollups);
                 m.by_trace.shrink_to_fit();
                 let m = Arc::new(m);

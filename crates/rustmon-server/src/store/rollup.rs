@@ -541,7 +541,13 @@ impl Linker {
                 r.add_edge(i.minute, i.service, p, i.dur, i.error);
             }
         }
-        self.spans[1] = std::mem::take(&mut self.spans[0]);
+        // the next generation is sized like the last one rather than grown by doubling, which
+        // rehashed every entry each time and touched twice the memory
+        let n = self.spans[0].len();
+        self.spans[1] = std::mem::replace(
+            &mut self.spans[0],
+            FxHashMap::with_capacity_and_hasher(n, Default::default()),
+        );
         self.orphans[1] = std::mem::take(&mut self.orphans[0]);
     }
 

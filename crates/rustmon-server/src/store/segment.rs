@@ -31,7 +31,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::codec::{CorruptError, Reader, put_bytes, put_ivarint, put_uvarint};
-use crate::model::{AttrValue, Attrs, SpanEvent, SpanRecord};
+use crate::model::{AttrValue, Attrs, Key, SpanEvent, SpanRecord};
 
 /// Spans per block.
 pub const BLOCK_SPANS: usize = 4096;
@@ -174,11 +174,28 @@ impl Bloom {
 #[derive(Default)]
 struct Dict<'a> {
     map: FxHashMap<&'a str, u32>,
+    /// Shared attribute keys by address and length: found without hashing their text.
+    keys: FxHashMap<(usize, usize), u32>,
     out: Vec<u8>,
     n: u32,
 }
 
 impl<'a> Dict<'a> {
+    fn key(&mut self, k: &'a Key) -> u32 {
+        match k {
+            Cow::Borrowed(s) => {
+                let addr = (s.as_ptr() as usize, s.len());
+                if let Some(&i) = self.keys.get(&addr) {
+                    return i;
+                }
+                let i = self.id(s);
+                self.keys.insert(addr, i);
+                i
+            }
+            Cow::Owned(s) => self.id(s),
+        }
+    }
+
     fn id(&mut self, s: &'a str) -> u32 {
         if let Some(&i) = self.map.get(s) {
             return i;
@@ -194,7 +211,7 @@ impl<'a> Dict<'a> {
 fn put_attrs<'a>(buf: &mut Vec<u8>, dict: &mut Dict<'a>, attrs: &'a Attrs) {
     put_uvarint(buf, attrs.len() as u64);
     for (k, v) in attrs {
-        put_uvarint(buf, u64::from(dict.id(k)));
+        put_uvarint(buf, u64::from(dict.key(k)));
         match v {
             AttrValue::Str(s) => {
                 buf.push(0);
