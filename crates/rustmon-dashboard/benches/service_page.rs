@@ -112,7 +112,7 @@ fn main() {
                         .flat_map(|r| &r.scope_spans)
                         .map(|s| s.spans.len())
                         .sum();
-                    let wal = req.encode_to_vec();
+                    let wal = prost::bytes::Bytes::from(req.encode_to_vec());
                     loop {
                         match ingest.traces(req.clone(), wal.clone()).await {
                             Ok(_) => break,
