@@ -272,10 +272,12 @@ async fn http_traces(State(ing): State<Ingest>, headers: HeaderMap, body: Body) 
         }
     };
     // protobuf is decoded straight into spans and logged as received; JSON goes through the
-    // prost types and is logged re-encoded
+    // prost types and is logged re-encoded. The logged copy is exactly the body's size: the
+    // body itself may be a slice of the connection's larger read buffer, which a queued batch
+    // would keep alive beyond what the queue's memory limit counts.
     let decoded = match enc {
         Encoding::Protobuf => wire::decode_traces(&bytes)
-            .map(|conv| (conv, bytes))
+            .map(|conv| (conv, Bytes::copy_from_slice(&bytes)))
             .map_err(|e| DecodeError::Malformed {
                 kind: "protobuf",
                 what: "ExportTraceServiceRequest",
