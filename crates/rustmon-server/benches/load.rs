@@ -11,31 +11,32 @@
 //! /proc, so the load generator sharing the machine does not distort it), wall-clock spans/s,
 //! bytes per span on disk, and trace-by-id / operations / search latencies.
 //!
-//! Results, 2026-11-28 (23:00 UTC), development machine (2 cores, 24 GiB, Linux), 1,000,000
-//! spans, `cargo bench -p rustmon-server --no-default-features --bench load`, load average
-//! 0.9–2.8 (other engineers' builds shared the 2 cores part of the time). "Before" is the
-//! collector of commit 39dafed (error groups and per-block summaries included), run back to back
-//! with the same bench binary: compare ratios, since the machine's state moves every figure.
+//! Results, 2026-11-28 (23:00–23:11 UTC), development machine (2 cores, 24 GiB, Linux),
+//! 1,000,000 spans, `cargo bench -p rustmon-server --no-default-features --bench load`, load
+//! average 0.9–3.5 (other engineers' builds shared the 2 cores part of the time). "Before" is
+//! the collector of commit 39dafed (error groups and per-block summaries included), run back to
+//! back with the same bench binary: compare ratios, since the machine's state moves every figure.
 //!
 //! | measure | result | before, same conditions | target |
 //! |---|---|---|---|
-//! | ingest, per collector core (sealing included) | 166,000–205,000 spans/s, median ~180,000 (6 runs) — missed by ~28 % | 114,000–133,000, median ~126,000 (4 runs): now ~1.4× | ≥ 250,000 |
-//! | ingest, wall clock (generator on the same 2 cores) | 173,000–334,000 spans/s | 142,000–207,000 | |
-//! | on disk, segments | 27.9–28.0 bytes/span | 27.9 | ≤ 80 |
+//! | ingest, per collector core (sealing included) | 163,000–191,000 spans/s, median ~182,000 (8 runs) — missed by ~27 % | 111,000–133,000, median ~124,000 (7 runs): now ~1.45× | ≥ 250,000 |
+//! | ingest, wall clock (generator on the same 2 cores) | 163,000–311,000 spans/s | 113,000–207,000 | |
+//! | on disk, segments | 27.9–28.0 bytes/span | 27.9–28.0 | ≤ 80 |
 //! | on disk, everything | 28.1–28.2 bytes/span | 28.1 | |
-//! | trace by id (100 lookups) | median 1.1–1.6 ms, p95 1.9–4.0 ms | median 1.0–1.3 ms | < 10 ms |
-//! | operations of a service, last hour | median 0.5–0.9 ms, p95 0.7–3.6 ms | median 0.4–0.7 ms | < 100 ms |
-//! | trace search scanning all spans (block summaries) | median 19–38 ms | median 19–25 ms | |
+//! | trace by id (100 lookups) | median 1.2–1.7 ms, p95 1.7–3.7 ms | median 1.0–2.2 ms | < 10 ms |
+//! | operations of a service, last hour | median 0.6–1.1 ms, p95 0.9–2.7 ms | median 0.4–0.9 ms | < 100 ms |
+//! | trace search scanning all spans (block summaries) | median 26–31 ms | median 19–33 ms | |
 //!
 //! The figures this table held before (180,000–207,000 spans/s per core, trace search 196 ms)
 //! were measured earlier the same day on a quieter machine, before error groups and block
 //! summaries; the build just before this work measured the "before" column above today.
 //!
 //! Where the collector's CPU goes (`perf record -g -p <collector pid>`, 500k spans), before →
-//! after: decoding threads 49 % → 36 % (protobuf decode and conversion, most of it the kernel
-//! zeroing fresh pages for prost's growing `Vec<Span>`: 25 % → 12 %), sealer 29 % → 35 %
-//! (dictionary, attribute encoding, sort, zstd, freeing the in-memory table), writer 22 % → 29 %
-//! (WAL write into the page cache 6 %, rollups, linker, fresh pages for the in-memory table 8 %).
+//! after: decoding threads 49 % → 33 %, sealer 29 % → 47 %, writer 22 % → 20 %. Before, the
+//! kernel zeroing fresh pages was 37 % of it all (prost's growing `Vec<Span>` per batch, and the
+//! in-memory table faulted back in as 2 MiB huge pages after every seal); after, 1 %. The sealer
+//! is now the largest part: attribute encoding 8 %, dictionary lookups 7 % (+ 4 % comparing
+//! strings), sorting and block building 8 %, freeing the sealed table 5 %, zstd 3 %.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
