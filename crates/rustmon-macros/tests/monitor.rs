@@ -445,7 +445,11 @@ fn a_future_dropped_before_completion_is_recorded_as_cancelled() {
     assert_eq!(e.attribute("rustmon.cancelled"), Some(&Value::Bool(true)));
     // It lasts until the drop: the 5 ms timer was set just before the first poll, and tokio's
     // timer has millisecond resolution.
-    assert!(e.duration() >= Duration::from_millis(4), "{:?}", e.duration());
+    assert!(
+        e.duration() >= Duration::from_millis(4),
+        "{:?}",
+        e.duration()
+    );
     // The event starts at the first poll: a future never polled records nothing.
     c.expect("never_polled").none();
 }
