@@ -902,11 +902,11 @@ fn the_oldest_requests_are_dropped_first() {
         })
         .collect();
     received.sort_unstable();
-    // The newest two are always delivered; of the older ones at most the first (already in
-    // flight when the others came) made it.
+    // The newest two are always delivered; of the older ones at most one made it: the one the
+    // exporter had already taken (usually the first, or a later one if the queue overflowed
+    // before the exporter thread woke).
     assert!(received.ends_with(&[N - 2, N - 1]), "{received:?}");
     assert!(received.len() <= 3, "{received:?}");
-    assert!(received.len() < 3 || received[0] == 0, "{received:?}");
     let stats = handle.stats();
     assert_eq!(stats.items_exported, received.len() as u64);
     assert_eq!(stats.items_dropped, (N as u64) - stats.items_exported);
